@@ -1,0 +1,4 @@
+//! kvmsec-selinux (work in progress).
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_cfg))]

@@ -1,0 +1,1 @@
+//! Shared helpers for the kvmsec integration tests and examples.
