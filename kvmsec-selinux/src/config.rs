@@ -527,3 +527,6 @@ fn normalize(rel: &Path) -> PathBuf {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

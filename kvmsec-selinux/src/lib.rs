@@ -73,6 +73,8 @@ mod procattr;
 pub mod report;
 mod selinuxfs;
 mod svirt;
+#[cfg(test)]
+mod testutil;
 mod xattr;
 
 pub use config::{

@@ -165,3 +165,6 @@ fn lsm_error(e: Error, path: &Path) -> Error {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -392,3 +392,6 @@ pub fn setenforce_at(root: &Path, mode: Mode) -> Result<()> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests;

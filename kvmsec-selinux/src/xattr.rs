@@ -229,3 +229,6 @@ pub(crate) fn file_label_exact(path: &Path, symlink: Symlink) -> Result<Option<V
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
