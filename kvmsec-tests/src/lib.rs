@@ -1,1 +1,3 @@
 //! Shared helpers for the kvmsec integration tests and examples.
+
+pub mod vmrig;
