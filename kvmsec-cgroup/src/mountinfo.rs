@@ -1,0 +1,299 @@
+//! Format: `/proc/<pid>/mountinfo` and `/proc/mounts` lines.
+//!
+//! # References
+//! - Linux `Documentation/filesystems/proc.rst`, section `/proc/<pid>/mountinfo`.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
+
+use crate::devnum::DeviceNumber;
+use crate::error::{Result, parse_err};
+
+/// One mount, from a mountinfo line (or a `/proc/mounts` line, which lacks ids, the device
+/// number, the root and the optional fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Mount {
+    /// Mount id (`None` for `/proc/mounts` lines).
+    pub id: Option<u32>,
+    /// Parent mount id.
+    pub parent_id: Option<u32>,
+    /// `st_dev` of the mounted filesystem; two mounts of one cgroup hierarchy share it.
+    pub device: Option<DeviceNumber>,
+    /// The directory of the filesystem that forms the root of this mount (`/` unless it is a
+    /// bind mount or seen from inside a cgroup namespace).
+    pub root: PathBuf,
+    /// Where it is mounted, unescaped.
+    pub mount_point: PathBuf,
+    /// Per-mount options (`rw`, `relatime`, ...).
+    pub mount_options: Vec<String>,
+    /// Optional fields (`shared:409`, `master:1`, ...), zero or more.
+    pub optional_fields: Vec<String>,
+    /// Filesystem type (`cgroup`, `cgroup2`, `tmpfs`, ...).
+    pub fs_type: String,
+    /// Mount source; arbitrary for cgroupfs (`cgroup`, `none`, `memory`, ...).
+    pub source: String,
+    /// Superblock options; for v1 cgroupfs these name the controllers.
+    pub super_options: Vec<String>,
+}
+
+/// Undo the kernel's octal escapes (`\040` space, `\011` tab, `\012` newline, `\134`
+/// backslash; any `\NNN`). A backslash not followed by three octal digits stays as it is.
+///
+/// ```
+/// use kvmsec_cgroup::mountinfo::unescape;
+/// assert_eq!(unescape(r"/mnt/my\040dir"), "/mnt/my dir");
+/// assert_eq!(unescape(r"a\134b\011c"), "a\\b\tc");
+/// ```
+pub fn unescape(field: &str) -> OsString {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'\\' && i + 3 < bytes.len() {
+            let digits = &bytes[i + 1..i + 4];
+            if digits.iter().all(|d| (b'0'..=b'7').contains(d)) {
+                let v = u32::from(digits[0] - b'0') * 64
+                    + u32::from(digits[1] - b'0') * 8
+                    + u32::from(digits[2] - b'0');
+                if let Ok(byte) = u8::try_from(v) {
+                    out.push(byte);
+                    i += 4;
+                    continue;
+                }
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    OsString::from_vec(out)
+}
+
+fn split_options(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|o| !o.is_empty())
+        .map(|o| unescape(o).to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Parse one mountinfo line.
+///
+/// The optional fields end at the lone `-` field, whatever their number; fields after it are
+/// the filesystem type, the source and the superblock options (which may contain spaces).
+///
+/// ```
+/// use kvmsec_cgroup::mountinfo::parse_mountinfo_line;
+/// let m = parse_mountinfo_line(
+///     "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw shared:9 - cgroup cgroup rw,cpuacct,cpu",
+/// )?;
+/// assert_eq!(m.fs_type, "cgroup");
+/// assert_eq!(m.mount_point.to_str(), Some("/sys/fs/cgroup/cpu,cpuacct"));
+/// assert_eq!(m.super_options, ["rw", "cpuacct", "cpu"]);
+/// # Ok::<(), kvmsec_cgroup::Error>(())
+/// ```
+pub fn parse_mountinfo_line(line: &str) -> Result<Mount> {
+    const WHAT: &str = "mountinfo line";
+    let fields: Vec<&str> = line.split(' ').filter(|f| !f.is_empty()).collect();
+    let sep = fields
+        .iter()
+        .position(|f| *f == "-")
+        .ok_or_else(|| parse_err(WHAT, line, "no lone '-' separator"))?;
+    if sep < 6 {
+        return Err(parse_err(
+            WHAT,
+            line,
+            "fewer than six fields before the '-' separator",
+        ));
+    }
+    let after = &fields[sep + 1..];
+    if after.len() < 2 {
+        return Err(parse_err(
+            WHAT,
+            line,
+            "missing filesystem type or source after '-'",
+        ));
+    }
+    let num = |s: &str, name: &str| {
+        s.parse::<u32>()
+            .map_err(|_| parse_err(WHAT, line, format!("{name} is not a number")))
+    };
+    let id = num(fields[0], "mount id")?;
+    let parent_id = num(fields[1], "parent id")?;
+    let device: DeviceNumber = fields[2]
+        .parse()
+        .map_err(|_| parse_err(WHAT, line, "field 3 is not MAJOR:MINOR"))?;
+    Ok(Mount {
+        id: Some(id),
+        parent_id: Some(parent_id),
+        device: Some(device),
+        root: PathBuf::from(unescape(fields[3])),
+        mount_point: PathBuf::from(unescape(fields[4])),
+        mount_options: split_options(fields[5]),
+        optional_fields: fields[6..sep].iter().map(|s| s.to_string()).collect(),
+        fs_type: unescape(after[0]).to_string_lossy().into_owned(),
+        source: unescape(after[1]).to_string_lossy().into_owned(),
+        super_options: split_options(&after[2..].join(" ")),
+    })
+}
+
+/// Parse a whole mountinfo file. Blank lines are ignored; the first malformed line is an
+/// error naming it.
+pub fn parse_mountinfo(text: &str) -> Result<Vec<Mount>> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(parse_mountinfo_line)
+        .collect()
+}
+
+/// Parse one `/proc/mounts` (fstab-format) line: `source mountpoint fstype options 0 0`.
+///
+/// The result has no ids, device number or optional fields, and its root is `/`.
+pub fn parse_mounts_line(line: &str) -> Result<Mount> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    if fields.len() < 4 {
+        return Err(parse_err(
+            "mounts line",
+            line,
+            "expected: source mountpoint fstype options [dump pass]",
+        ));
+    }
+    let opts = split_options(fields[3]);
+    Ok(Mount {
+        id: None,
+        parent_id: None,
+        device: None,
+        root: PathBuf::from("/"),
+        mount_point: PathBuf::from(unescape(fields[1])),
+        mount_options: opts.clone(),
+        optional_fields: Vec::new(),
+        fs_type: unescape(fields[2]).to_string_lossy().into_owned(),
+        source: unescape(fields[0]).to_string_lossy().into_owned(),
+        super_options: opts,
+    })
+}
+
+/// Parse a whole `/proc/mounts` file.
+pub fn parse_mounts(text: &str) -> Result<Vec<Mount>> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(parse_mounts_line)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Issue 9 case 1: zero and two optional fields; the lone `-` ends them.
+    #[test]
+    fn case01_optional_fields_zero_and_two() {
+        let none = parse_mountinfo_line(
+            "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu",
+        )
+        .unwrap();
+        assert!(none.optional_fields.is_empty());
+        assert_eq!(none.fs_type, "cgroup");
+        assert_eq!(none.super_options, ["rw", "cpu"]);
+        assert_eq!(none.device, Some(DeviceNumber::new(0, 29)));
+
+        let two = parse_mountinfo_line(
+            "32 31 0:29 / /sys/fs/cgroup/memory rw,nosuid shared:409 master:1 - cgroup cgroup rw,memory",
+        )
+        .unwrap();
+        assert_eq!(two.optional_fields, ["shared:409", "master:1"]);
+        assert_eq!(two.mount_point, Path::new("/sys/fs/cgroup/memory"));
+        assert_eq!(two.mount_options, ["rw", "nosuid"]);
+        assert_eq!(two.source, "cgroup");
+        assert_eq!(two.super_options, ["rw", "memory"]);
+
+        // Many optional fields, including one that looks like a type name.
+        let many = parse_mountinfo_line(
+            "1 2 0:3 / /x rw shared:1 master:2 propagate_from:3 unbindable cgroup - cgroup2 none rw",
+        )
+        .unwrap();
+        assert_eq!(many.optional_fields.len(), 5);
+        assert_eq!(many.fs_type, "cgroup2");
+        assert_eq!(many.source, "none");
+
+        assert!(parse_mountinfo_line("32 31 0:29 / /x rw cgroup cgroup rw").is_err());
+        assert!(parse_mountinfo_line("32 31 0:29 / - cgroup cgroup rw").is_err());
+    }
+
+    /// Issue 9 case 2: octal escapes in the mount point and root.
+    #[test]
+    fn case02_octal_escapes() {
+        let m = parse_mountinfo_line(
+            r"40 31 0:37 /a\134b /mnt/cg\040space\011tab\012nl\134bs rw - cgroup cgroup rw,pids",
+        )
+        .unwrap();
+        assert_eq!(m.mount_point, Path::new("/mnt/cg space\ttab\nnl\\bs"));
+        assert_eq!(m.root, Path::new("/a\\b"));
+        // Not an escape: backslash followed by non-octal text stays.
+        assert_eq!(unescape(r"a\9zz"), "a\\9zz");
+        assert_eq!(unescape("tail\\04"), "tail\\04");
+        assert_eq!(unescape("\\"), "\\");
+    }
+
+    /// Issue 9 case 3: the source word is arbitrary.
+    #[test]
+    fn case03_source_word_is_arbitrary() {
+        for src in ["none", "cgroup2", "memory", "cgroup", "x\\040y"] {
+            let m = parse_mountinfo_line(&format!(
+                "41 31 0:38 / /sys/fs/cgroup rw - cgroup2 {src} rw,nsdelegate"
+            ))
+            .unwrap();
+            assert_eq!(m.fs_type, "cgroup2");
+        }
+        let m = parse_mountinfo_line("35 31 0:32 / /cg/m rw - cgroup cgroup2 rw,memory").unwrap();
+        assert_eq!(m.fs_type, "cgroup");
+        assert_eq!(m.source, "cgroup2");
+    }
+
+    #[test]
+    fn proc_mounts_format() {
+        let ms = parse_mounts(
+            "cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,nosuid,cpu,cpuacct 0 0\n\
+             none /sys/fs/cgroup/unified cgroup2 rw 0 0\n",
+        )
+        .unwrap();
+        assert_eq!(ms.len(), 2);
+        assert_eq!(ms[0].fs_type, "cgroup");
+        assert_eq!(ms[1].mount_point, Path::new("/sys/fs/cgroup/unified"));
+        assert!(parse_mounts_line("a b").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn mountinfo_never_panics(s in "\\PC*") {
+            let _ = parse_mountinfo(&s);
+            let _ = parse_mounts(&s);
+        }
+
+        #[test]
+        fn mountinfo_fieldish_never_panics(
+            parts in proptest::collection::vec("[-0-9a-z:/\\\\,=]{0,8}", 0..14)
+        ) {
+            let _ = parse_mountinfo_line(&parts.join(" "));
+        }
+
+        #[test]
+        fn escape_round_trip(path in "/[ -~\t\n]{0,40}") {
+            let mut esc = String::new();
+            for c in path.chars() {
+                match c {
+                    ' ' => esc.push_str("\\040"),
+                    '\t' => esc.push_str("\\011"),
+                    '\n' => esc.push_str("\\012"),
+                    '\\' => esc.push_str("\\134"),
+                    c => esc.push(c),
+                }
+            }
+            let line = format!("1 2 0:3 / {esc} rw - cgroup cgroup rw,cpu");
+            let m = parse_mountinfo_line(&line).unwrap();
+            proptest::prop_assert_eq!(m.mount_point, PathBuf::from(path));
+        }
+    }
+}
