@@ -8,3 +8,21 @@ pub use error::{Error, Result};
 
 // Owned by the crypto work: LUKS1 header and key slots, legacy AES, sector ciphers, secrets.
 pub mod crypto;
+
+mod check;
+pub mod compress;
+mod convert;
+mod create;
+mod encryption;
+pub mod header;
+mod image;
+mod info;
+mod io;
+pub mod report;
+pub mod table;
+
+pub use check::{CheckReport, check};
+pub use convert::{ConvertOptions, Progress, Target, convert};
+pub use create::{BackingFile, CreateOptions, Encryption, create};
+pub use image::{BackingFormat, Image, Limits, OpenOptions, PassphraseSource};
+pub use info::{EncryptionInfo, ImageInfo, KeySlotInfo, LuksInfo, info, info_chain};

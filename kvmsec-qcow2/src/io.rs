@@ -1,0 +1,68 @@
+//! File access helpers that attach the path and operation to every error (host access layer).
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::{Error, Result};
+
+pub(crate) fn io_err(operation: &'static str, path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        operation,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Reads `buf.len()` bytes at `offset`; bytes past the end of the file read as zeros.
+pub(crate) fn pread_zero_fill(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => {
+                buf[done..].fill(0);
+                return Ok(());
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err("read", path, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Reads exactly `buf.len()` bytes at `offset`; a short file is [`Error::Truncated`].
+pub(crate) fn pread_exact(
+    file: &File,
+    path: &Path,
+    buf: &mut [u8],
+    offset: u64,
+    what: &'static str,
+) -> Result<()> {
+    file.read_exact_at(buf, offset).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::Truncated {
+                what,
+                needed: offset + buf.len() as u64,
+                file_len: file.metadata().map(|m| m.len()).unwrap_or(0),
+            }
+        } else {
+            io_err("read", path, e)
+        }
+    })
+}
+
+pub(crate) fn pwrite(file: &File, path: &Path, buf: &[u8], offset: u64) -> Result<()> {
+    file.write_all_at(buf, offset)
+        .map_err(|e| io_err("write", path, e))
+}
+
+pub(crate) fn file_len(file: &File, path: &Path) -> Result<u64> {
+    file.metadata()
+        .map(|m| m.len())
+        .map_err(|e| io_err("stat", path, e))
+}
+
+pub(crate) fn datasync(file: &File, path: &Path) -> Result<()> {
+    file.sync_data().map_err(|e| io_err("sync", path, e))
+}
