@@ -309,3 +309,6 @@ fn is_qemu(pid_dir: &Path) -> bool {
     let name = argv0.rsplit(|b| *b == b'/').next().unwrap_or_default();
     name.starts_with(b"qemu-system-") || name == b"qemu-kvm"
 }
+
+#[cfg(test)]
+mod tests;

@@ -269,3 +269,6 @@ fn policy(root: &Path, live: &crate::Result<SelinuxState>) -> Check {
         format!("policy version {version}, MLS {mls}, unknown permissions: {deny}"),
     )
 }
+
+#[cfg(test)]
+mod tests;

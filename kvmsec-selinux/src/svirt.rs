@@ -476,3 +476,6 @@ fn roll_back(done: &[LabelledFile]) -> (usize, Vec<(PathBuf, String)>) {
     }
     (restored, failures)
 }
+
+#[cfg(test)]
+mod tests;
