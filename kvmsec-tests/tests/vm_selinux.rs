@@ -1,16 +1,23 @@
-//! SELinux with a real policy loaded, in the throw-away test VM.
+//! kvmsec-selinux against SELinux with a real policy loaded, in the throw-away
+//! test VM.
 //!
 //! `vm_selinux` (host) boots the VM and runs this binary's `guest_*` tests
 //! inside it; on the host those tests return at once. The guest runs Debian's
 //! cloud kernel with our MLS test policy (`kvmsec-tests/vmrig/policy`), booted
 //! permissive, the tests running as `unconfined_u:unconfined_r:unconfined_t`.
+//! Every answer of the crate is checked against the kernel's own files.
 
-use std::ffi::CString;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
+use kvmsec_selinux::{
+    DiskImage, Error, GuestLabels, ImageAccess, LabelOptions, LabelOutcome, LabelTemplates,
+    McsAllocator, Mode, ProcAttr, RestoreOutcome, SecurityContext, SelinuxState, Selinuxfs,
+    SelinuxfsLookup, Symlink, current_label, file_label, find_selinuxfs, getenforce, label_images,
+    process_label, read_config, set_exec_label, set_file_label, set_file_label_raw, setenforce,
+};
 use kvmsec_tests::vmrig::{self, GUEST_CONTEXT, GuestTests};
 
 const SUITE: &str = "selinux";
@@ -40,33 +47,36 @@ fn read_kernel_string(path: impl AsRef<Path>) -> String {
     text.trim_end_matches(['\0', '\n']).to_string()
 }
 
-fn enforce() -> String {
+fn kernel_enforce() -> String {
     read_kernel_string(format!("{SELINUXFS}/enforce"))
 }
 
-fn write_enforce(value: &str) {
-    fs::write(format!("{SELINUXFS}/enforce"), value).expect("writing selinuxfs enforce");
+fn selinuxfs() -> Selinuxfs {
+    match find_selinuxfs().expect("looking for selinuxfs") {
+        SelinuxfsLookup::Mounted(fs) => fs,
+        other => panic!("selinuxfs not found: {other:?}"),
+    }
 }
 
-/// Switches to enforcing for its lifetime and back to permissive on drop.
+/// Enforcing (through the crate) for its lifetime, permissive again on drop.
 struct Enforcing;
 
 impl Enforcing {
     fn start() -> Self {
-        write_enforce("1");
-        assert_eq!(enforce(), "1");
+        setenforce(Mode::Enforcing).expect("setenforce 1");
+        assert_eq!(kernel_enforce(), "1");
         Enforcing
     }
 }
 
 impl Drop for Enforcing {
     fn drop(&mut self) {
-        write_enforce("0");
+        let _ = setenforce(Mode::Permissive);
     }
 }
 
-/// Asks the kernel to validate and canonicalise a context (selinuxfs
-/// `context` transaction: write it with a NUL, read the answer back).
+/// Asks the kernel to validate and canonicalise `context` exactly as written
+/// (selinuxfs `context` transaction, bypassing the crate).
 fn kernel_canonical(context: &str) -> io::Result<String> {
     let mut f = OpenOptions::new()
         .read(true)
@@ -78,70 +88,6 @@ fn kernel_canonical(context: &str) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&buf)
         .trim_end_matches(['\0', '\n'])
         .to_string())
-}
-
-fn set_label(path: &Path, context: &str) -> io::Result<()> {
-    let cpath = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    let value = format!("{context}\0");
-    // SAFETY: both pointers are valid NUL-terminated strings / a buffer of the
-    // given length for the duration of the call.
-    let rc = unsafe {
-        libc::setxattr(
-            cpath.as_ptr(),
-            c"security.selinux".as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-fn get_label(path: &Path) -> io::Result<String> {
-    let cpath = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: the path is NUL-terminated and `buf` is writable for its length.
-    let n = unsafe {
-        libc::getxattr(
-            cpath.as_ptr(),
-            c"security.selinux".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
-    Ok(String::from_utf8_lossy(&buf)
-        .trim_end_matches('\0')
-        .to_string())
-}
-
-/// Canonical MLS category list, computed independently of the kernel: sorted,
-/// deduplicated, runs of three or more as `cA.cB`, pairs as `cA,cB`.
-fn canonical_categories(mut cats: Vec<u16>) -> String {
-    cats.sort_unstable();
-    cats.dedup();
-    let mut parts = Vec::new();
-    let mut i = 0;
-    while i < cats.len() {
-        let mut j = i;
-        while j + 1 < cats.len() && cats[j + 1] == cats[j] + 1 {
-            j += 1;
-        }
-        match j - i {
-            0 => parts.push(format!("c{}", cats[i])),
-            1 => parts.push(format!("c{},c{}", cats[i], cats[j])),
-            _ => parts.push(format!("c{}.c{}", cats[i], cats[j])),
-        }
-        i = j + 1;
-    }
-    parts.join(",")
 }
 
 /// A small deterministic generator (xorshift64*), so failures reproduce.
@@ -158,24 +104,44 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+
+    /// A category list as a user might write it: unsorted, with duplicates,
+    /// sometimes with `cA.cB` ranges and dense runs.
+    fn categories(&mut self) -> String {
+        let mut items = Vec::new();
+        for _ in 0..1 + self.below(10) {
+            let a = self.below(1024);
+            match self.below(4) {
+                0 if a < 1020 => items.push(format!("c{a}.c{}", a + 1 + self.below(3))),
+                1 if a < 1016 => items.extend((a..a + 2 + self.below(6)).map(|c| format!("c{c}"))),
+                _ => items.push(format!("c{a}")),
+            }
+        }
+        items.join(",")
+    }
 }
 
 // -------------------------------------------------------------- guest tests
 
 #[test]
-fn guest_policy_is_loaded_and_mls() {
+fn guest_policy_facts_and_config() {
     if !vmrig::in_guest(SUITE) {
         return;
     }
-    assert_eq!(read_kernel_string(format!("{SELINUXFS}/mls")), "1");
-    assert_eq!(read_kernel_string(format!("{SELINUXFS}/policyvers")), "33");
-    assert_eq!(
-        read_kernel_string(format!("{SELINUXFS}/deny_unknown")),
-        "0",
+    let fs = selinuxfs();
+    assert_eq!(fs.path(), Path::new(SELINUXFS));
+    assert!(!fs.is_read_only());
+    assert!(fs.mls_enabled().unwrap());
+    assert_eq!(fs.policy_version().unwrap(), 33);
+    assert!(
+        !fs.deny_unknown().unwrap(),
         "the test policy is built with handle_unknown allow"
     );
     let lsm = read_kernel_string("/sys/kernel/security/lsm");
     assert!(lsm.split(',').any(|l| l == "selinux"), "lsm list {lsm}");
+    let config = read_config().unwrap().expect("/etc/selinux/config");
+    assert_eq!(config.mode, Some(Mode::Permissive));
+    assert_eq!(config.policy_type, "kvmsec");
 }
 
 #[test]
@@ -183,12 +149,21 @@ fn guest_getenforce_and_setenforce_agree_with_the_kernel() {
     if !vmrig::in_guest(SUITE) {
         return;
     }
-    assert_eq!(enforce(), "0", "booted with enforcing=0");
+    assert_eq!(kernel_enforce(), "0", "booted with enforcing=0");
+    assert_eq!(getenforce().unwrap(), SelinuxState::Permissive);
     {
         let _enforcing = Enforcing::start();
-        assert_eq!(enforce(), "1");
+        assert_eq!(getenforce().unwrap(), SelinuxState::Enforcing);
+        setenforce(Mode::Enforcing).unwrap(); // no change: still fine
+        assert_eq!(kernel_enforce(), "1");
     }
-    assert_eq!(enforce(), "0");
+    assert_eq!(kernel_enforce(), "0");
+    assert_eq!(getenforce().unwrap(), SelinuxState::Permissive);
+    assert!(matches!(
+        setenforce(Mode::Disabled),
+        Err(Error::CannotDisableAtRuntime)
+    ));
+    assert_eq!(kernel_enforce(), "0");
 }
 
 #[test]
@@ -196,9 +171,16 @@ fn guest_current_context_comes_from_proc() {
     if !vmrig::in_guest(SUITE) {
         return;
     }
-    assert_eq!(read_kernel_string("/proc/self/attr/current"), GUEST_CONTEXT);
-    // /init (pid 1) switched itself before starting us; its children inherit.
-    assert_eq!(read_kernel_string("/proc/1/attr/current"), GUEST_CONTEXT);
+    let current = current_label().unwrap().expect("a labelled process");
+    assert_eq!(current.to_string(), GUEST_CONTEXT);
+    assert_eq!(
+        current.to_string(),
+        read_kernel_string("/proc/self/attr/current")
+    );
+    assert_eq!(current.type_(), "unconfined_t");
+    // /init (pid 1) switched itself before starting us.
+    let init = process_label(1, ProcAttr::Current).unwrap();
+    assert_eq!(init.map(|c| c.to_string()).as_deref(), Some(GUEST_CONTEXT));
 }
 
 #[test]
@@ -206,6 +188,7 @@ fn guest_kernel_canonicalises_contexts_like_we_do() {
     if !vmrig::in_guest(SUITE) {
         return;
     }
+    let fs = selinuxfs();
     let fixed = [
         (
             "system_u:object_r:svirt_image_t:s0:c1,c2,c3",
@@ -229,40 +212,60 @@ fn guest_kernel_canonicalises_contexts_like_we_do() {
         ),
     ];
     for (input, want) in fixed {
-        assert_eq!(kernel_canonical(input).unwrap(), want, "input {input}");
-    }
-    // Invalid in the loaded policy: unknown type, reversed category range.
-    for bad in [
-        "system_u:object_r:no_such_t:s0",
-        "system_u:object_r:svirt_image_t:s0:c3.c1",
-        "system_u:object_r:svirt_image_t:s0:c1024",
-    ] {
-        assert!(kernel_canonical(bad).is_err(), "{bad} accepted");
+        assert_eq!(
+            kernel_canonical(input).unwrap(),
+            want,
+            "kernel, input {input}"
+        );
+        let ours = SecurityContext::parse(input).unwrap();
+        assert_eq!(ours.to_string(), want, "crate, input {input}");
+        assert_eq!(fs.canonicalize_context(&ours).unwrap(), ours);
     }
 
+    // The policy does not know this type: the kernel refuses, and so does the
+    // crate's check.
+    let unknown = SecurityContext::parse("system_u:object_r:no_such_t:s0").unwrap();
+    assert!(kernel_canonical(&unknown.to_string()).is_err());
+    assert!(matches!(
+        fs.check_context(&unknown),
+        Err(Error::ContextRejected { .. })
+    ));
+    // Malformed ranges: both the kernel and the crate's parser refuse.
+    for bad in [
+        "system_u:object_r:svirt_image_t:s0:c3.c1",
+        "system_u:object_r:svirt_image_t:s0:c5.c5",
+        "system_u:object_r:svirt_image_t:s0:c1024",
+        "system_u:system_r:svirt_t:s0:c1,c2-s0:c1",
+    ] {
+        assert!(kernel_canonical(bad).is_err(), "kernel accepted {bad}");
+        assert!(SecurityContext::parse(bad).is_err(), "crate accepted {bad}");
+    }
+
+    // Many generated contexts, single levels and ranges, written
+    // non-canonically: the kernel's answer equals the crate's canonical form.
     let mut rng = Rng(0x6b76_6d73_6563_0001);
-    for round in 0..400 {
-        let n = 1 + rng.below(12) as usize;
-        let mut cats: Vec<u16> = (0..n).map(|_| rng.below(1024) as u16).collect();
-        if round % 3 == 0 {
-            // Dense runs make the dot notation appear.
-            let start = rng.below(1000) as u16;
-            cats.extend(start..start + 2 + rng.below(8) as u16);
-        }
-        let listed: Vec<String> = cats.iter().map(|c| format!("c{c}")).collect();
-        let low = canonical_categories(cats.clone());
-        let (input, want) = if round % 2 == 0 {
-            (
-                format!("system_u:object_r:svirt_image_t:s0:{}", listed.join(",")),
-                format!("system_u:object_r:svirt_image_t:s0:{low}"),
-            )
-        } else {
-            (
-                format!("system_u:system_r:svirt_t:s0-s0:{}", listed.join(",")),
-                format!("system_u:system_r:svirt_t:s0-s0:{low}"),
-            )
+    let heads = [
+        "system_u:object_r:svirt_image_t",
+        "system_u:system_r:svirt_t",
+        "system_u:system_r:svirt_tcg_t",
+        "unconfined_u:unconfined_r:unconfined_t",
+        "system_u:object_r:virt_content_t",
+    ];
+    for round in 0..500 {
+        let head = heads[round % heads.len()];
+        let low = rng.categories();
+        let input = match round % 4 {
+            0 => format!("{head}:s0:{low}"),
+            1 => format!("{head}:s0-s0:{low}"),
+            2 => format!("{head}:s0-s0:{low},{}", rng.categories()),
+            _ => format!("{head}:s0:{low}-s0:{low},{}", rng.categories()),
         };
-        assert_eq!(kernel_canonical(&input).unwrap(), want, "input {input}");
+        let kernel =
+            kernel_canonical(&input).unwrap_or_else(|e| panic!("kernel rejected {input}: {e}"));
+        let ours = SecurityContext::parse(&input)
+            .unwrap_or_else(|e| panic!("crate rejected {input}: {e}"));
+        assert_eq!(ours.to_string(), kernel, "input {input}");
+        assert_eq!(fs.canonicalize_context(&ours).unwrap().to_string(), kernel);
     }
 }
 
@@ -273,110 +276,214 @@ fn guest_file_labels_read_back_canonical() {
     }
     let path = Path::new("/tmp/label-me");
     fs::write(path, b"x").unwrap();
+    let fresh = file_label(path, Symlink::Follow).unwrap().unwrap();
     assert_eq!(
-        get_label(path).unwrap(),
+        fresh.to_string(),
         "unconfined_u:object_r:tmpfs_t:s0",
         "new tmpfs files take the tmpfs label and the creator's user"
     );
-    set_label(path, "system_u:object_r:svirt_image_t:s0:c7,c8,c9,c12").unwrap();
+
+    let wanted = SecurityContext::parse("system_u:object_r:svirt_image_t:s0:c12,c7,c9,c8").unwrap();
+    set_file_label(path, Symlink::Follow, &wanted).unwrap();
+    let back = file_label(path, Symlink::Follow).unwrap().unwrap();
+    assert_eq!(back, wanted);
     assert_eq!(
-        get_label(path).unwrap(),
+        back.to_string(),
         "system_u:object_r:svirt_image_t:s0:c7.c9,c12"
     );
+
+    // Written raw and non-canonical: the kernel stores its canonical form.
+    set_file_label_raw(
+        path,
+        Symlink::Follow,
+        b"system_u:object_r:svirt_image_t:s0:c3,c1,c2,c2\0",
+    )
+    .unwrap();
+    let back = file_label(path, Symlink::Follow).unwrap().unwrap();
+    assert_eq!(back.to_string(), "system_u:object_r:svirt_image_t:s0:c1.c3");
+
     // A context the policy does not know: root holds CAP_MAC_ADMIN (the
     // policy leaves capability2 to handle_unknown=allow), so the kernel keeps
     // it as an unmapped label instead of failing with EINVAL.
-    set_label(path, "system_u:object_r:no_such_t:s0").unwrap();
-    assert_eq!(get_label(path).unwrap(), "system_u:object_r:no_such_t:s0");
+    let unknown = SecurityContext::parse("system_u:object_r:no_such_t:s0").unwrap();
+    set_file_label(path, Symlink::Follow, &unknown).unwrap();
+    assert_eq!(file_label(path, Symlink::Follow).unwrap(), Some(unknown));
 }
 
-/// Result bits reported by the confined child through its exit status.
-const OWN_IMAGE_READABLE: i32 = 1;
-const OTHER_IMAGE_DENIED: i32 = 2;
-const TMPFS_FILE_DENIED: i32 = 4;
-const CONTENT_READABLE: i32 = 8;
-const TRANSITION_FAILED: i32 = 64;
+/// Environment of the probe helper (see [`svirt_probe_helper`]).
+const PROBE_ENV: &str = "KVMSEC_SVIRT_PROBE";
+const PROBE_MARKER: &str = "KVMSEC-PROBE";
 
-/// Forks a child that switches to `domain` and tries to open the files;
-/// returns the result bits.
-fn probe_as(domain: &str, own: &Path, other: &Path, tmpfs: &Path, content: &Path) -> i32 {
-    let ctx = domain.as_bytes().to_vec();
-    let paths: Vec<CString> = [own, other, tmpfs, content]
+/// What a process running with `label` may open: runs this executable's
+/// [`svirt_probe_helper`] with `label` as its exec context and returns the
+/// helper's report, one `path=ok|EACCES|...` word per file.
+fn probe_as(label: &SecurityContext, files: &[&Path]) -> Vec<String> {
+    let exe = std::env::current_exe().unwrap();
+    let list = files
         .iter()
-        .map(|p| CString::new(p.as_os_str().as_bytes()).unwrap())
-        .collect();
-    let attr = c"/proc/thread-self/attr/current";
-    // SAFETY: the child only calls async-signal-safe functions (open, write,
-    // close, _exit) on memory prepared before the fork.
-    unsafe {
-        let pid = libc::fork();
-        assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
-        if pid == 0 {
-            let fd = libc::open(attr.as_ptr(), libc::O_WRONLY);
-            if fd < 0 || libc::write(fd, ctx.as_ptr().cast(), ctx.len()) < 0 {
-                libc::_exit(TRANSITION_FAILED);
-            }
-            libc::close(fd);
-            let readable = |p: &CString| {
-                let fd = libc::open(p.as_ptr(), libc::O_RDONLY);
-                if fd >= 0 {
-                    libc::close(fd);
-                    Ok(())
-                } else {
-                    Err(*libc::__errno_location())
-                }
-            };
-            let mut bits = 0;
-            if readable(&paths[0]).is_ok() {
-                bits |= OWN_IMAGE_READABLE;
-            }
-            if readable(&paths[1]) == Err(libc::EACCES) {
-                bits |= OTHER_IMAGE_DENIED;
-            }
-            if readable(&paths[2]) == Err(libc::EACCES) {
-                bits |= TMPFS_FILE_DENIED;
-            }
-            if readable(&paths[3]).is_ok() {
-                bits |= CONTENT_READABLE;
-            }
-            libc::_exit(bits);
-        }
-        let mut status = 0;
-        assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
-        assert!(libc::WIFEXITED(status), "child status {status:#x}");
-        libc::WEXITSTATUS(status)
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(":");
+    // The exec context is per thread: set it, fork+exec from this thread, clear it.
+    set_exec_label(Some(label)).unwrap();
+    let output = Command::new(exe)
+        .args([
+            "--exact",
+            "svirt_probe_helper",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(PROBE_ENV, list)
+        .output();
+    set_exec_label(None).unwrap();
+    let output = output.expect("running the probe helper");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report = stdout
+        .lines()
+        .find_map(|l| l.split_once(PROBE_MARKER).map(|(_, report)| report))
+        .unwrap_or_else(|| {
+            panic!(
+                "no probe report; status {}, stdout:\n{stdout}\nstderr:\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    report.split_whitespace().map(str::to_string).collect()
+}
+
+/// Helper process for [`probe_as`]: reports its own label and whether it can
+/// open each file named in `KVMSEC_SVIRT_PROBE`. Does nothing otherwise.
+#[test]
+fn svirt_probe_helper() {
+    let Ok(list) = std::env::var(PROBE_ENV) else {
+        return;
+    };
+    let mut words = vec![read_kernel_string("/proc/self/attr/current")];
+    for path in list.split(':') {
+        let name = Path::new(path).file_name().unwrap().to_string_lossy();
+        let result = match fs::File::open(path) {
+            Ok(_) => "ok".to_string(),
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => "EACCES".to_string(),
+            Err(e) => format!("error({e})"),
+        };
+        words.push(format!("{name}={result}"));
     }
+    println!("{PROBE_MARKER} {}", words.join(" "));
 }
 
 #[test]
-fn guest_svirt_label_confines_a_process_when_enforcing() {
+fn guest_svirt_labels_confine_guests_when_enforcing() {
     if !vmrig::in_guest(SUITE) {
         return;
     }
-    let dir = Path::new("/tmp/svirt");
-    fs::create_dir_all(dir).unwrap();
-    let own = dir.join("guest-a.img");
-    let other = dir.join("guest-b.img");
-    let tmpfs = dir.join("plain.txt");
-    let content = dir.join("install.iso");
-    for p in [&own, &other, &tmpfs, &content] {
+    let dir = PathBuf::from("/tmp/svirt");
+    fs::create_dir_all(&dir).unwrap();
+    let a_img = dir.join("guest-a.img");
+    let b_img = dir.join("guest-b.img");
+    let iso = dir.join("install.iso");
+    let plain = dir.join("plain.txt");
+    for p in [&a_img, &b_img, &iso, &plain] {
         fs::write(p, b"data").unwrap();
     }
-    set_label(&own, "system_u:object_r:svirt_image_t:s0:c10,c20").unwrap();
-    set_label(&other, "system_u:object_r:svirt_image_t:s0:c30,c40").unwrap();
-    set_label(&content, "system_u:object_r:virt_content_t:s0").unwrap();
-    let domain = "system_u:system_r:svirt_t:s0:c10,c20";
+    let original = file_label(&a_img, Symlink::Follow).unwrap();
 
-    // Permissive: everything is allowed (only logged).
-    let bits = probe_as(domain, &own, &other, &tmpfs, &content);
-    assert_eq!(bits, OWN_IMAGE_READABLE | CONTENT_READABLE, "permissive");
-
-    let _enforcing = Enforcing::start();
-    let bits = probe_as(domain, &own, &other, &tmpfs, &content);
-    assert_eq!(
-        bits,
-        OWN_IMAGE_READABLE | OTHER_IMAGE_DENIED | TMPFS_FILE_DENIED | CONTENT_READABLE,
-        "enforcing: own image and shared content readable, the other guest's image \
-         and plain tmpfs files denied"
+    let templates = LabelTemplates::default();
+    let mut mcs = McsAllocator::new();
+    let a = GuestLabels::dynamic(&mut mcs, &templates).unwrap();
+    let b = GuestLabels::dynamic(&mut mcs, &templates).unwrap();
+    assert_ne!(a.level(), b.level());
+    for guest in [&a, &b] {
+        // The kernel accepts the allocator's labels as they are.
+        assert_eq!(
+            selinuxfs().canonicalize_context(&guest.process).unwrap(),
+            guest.process
+        );
+        assert_eq!(
+            selinuxfs().canonicalize_context(&guest.image).unwrap(),
+            guest.image
+        );
+    }
+    let a_disks = [
+        DiskImage::new(&a_img, ImageAccess::ReadWrite),
+        DiskImage::new(&iso, ImageAccess::ReadOnly),
+    ];
+    let a_labels = label_images(&a_disks, &a, &templates, LabelOptions::default()).unwrap();
+    let b_disks = [DiskImage::new(&b_img, ImageAccess::ReadWrite)];
+    let b_labels = label_images(&b_disks, &b, &templates, LabelOptions::default()).unwrap();
+    assert!(
+        a_labels
+            .files()
+            .iter()
+            .all(|f| f.outcome == LabelOutcome::Relabelled)
     );
+    assert_eq!(
+        file_label(&a_img, Symlink::Follow).unwrap().as_ref(),
+        Some(&a.image)
+    );
+    assert_eq!(
+        file_label(&b_img, Symlink::Follow).unwrap().as_ref(),
+        Some(&b.image)
+    );
+    assert_eq!(
+        file_label(&iso, Symlink::Follow)
+            .unwrap()
+            .map(|c| c.type_().to_string()),
+        Some("virt_content_t".to_string())
+    );
+
+    let files = [
+        a_img.as_path(),
+        b_img.as_path(),
+        iso.as_path(),
+        plain.as_path(),
+    ];
+    let a_ctx = a.process.to_string();
+
+    // Permissive: the guest runs with its label, and nothing is refused.
+    let seen = probe_as(&a.process, &files);
+    assert_eq!(
+        seen,
+        [
+            a_ctx.as_str(),
+            "guest-a.img=ok",
+            "guest-b.img=ok",
+            "install.iso=ok",
+            "plain.txt=ok"
+        ],
+        "permissive"
+    );
+
+    {
+        let _enforcing = Enforcing::start();
+        let seen = probe_as(&a.process, &files);
+        assert_eq!(
+            seen,
+            [
+                a_ctx.as_str(),
+                "guest-a.img=ok",
+                "guest-b.img=EACCES",
+                "install.iso=ok",
+                "plain.txt=EACCES"
+            ],
+            "enforcing: own image and shared content readable; the other guest's image \
+             (MCS) and a plain tmpfs file (type enforcement) refused"
+        );
+        // And the other way round.
+        let seen = probe_as(&b.process, &files);
+        assert_eq!(seen[1..3], ["guest-a.img=EACCES", "guest-b.img=ok"]);
+    }
+
+    // Restoring puts the original labels back on the private images; shared
+    // read-only content keeps its label (other guests may still use it).
+    for result in a_labels.restore().into_iter().chain(b_labels.restore()) {
+        let want = if result.path == iso {
+            RestoreOutcome::Kept
+        } else {
+            RestoreOutcome::Restored
+        };
+        assert_eq!(result.outcome, want, "{}", result.path.display());
+    }
+    assert_eq!(file_label(&a_img, Symlink::Follow).unwrap(), original);
+    a.release(&mut mcs);
+    b.release(&mut mcs);
 }
