@@ -57,10 +57,20 @@ impl NamespaceReport {
     }
 }
 
-/// Compare `root/proc/<pid>/ns/*` with `root/proc/1/ns/*`.
+/// Compare `root/proc/<pid>/ns/*` with the host's init, `root/proc/1/ns/*`.
+///
+/// Reading pid 1's links needs `CAP_SYS_PTRACE` over it; without it every entry's
+/// [`NamespaceEntry::shared_with_host`] is `None`, and [`namespaces_relative_at`] with the
+/// manager's own pid is the usable comparison.
 pub fn namespaces_at(root: &Path, pid: u32) -> Result<NamespaceReport> {
+    namespaces_relative_at(root, pid, 1)
+}
+
+/// Compare `root/proc/<pid>/ns/*` with the namespaces of `reference` (for example the
+/// hypervisor manager's own pid); `shared_with_host` then means "shared with `reference`".
+pub fn namespaces_relative_at(root: &Path, pid: u32, reference: u32) -> Result<NamespaceReport> {
     let dir = root.join(format!("proc/{pid}/ns"));
-    let host = root.join("proc/1/ns");
+    let host = root.join(format!("proc/{reference}/ns"));
     let rd = std::fs::read_dir(&dir).map_err(|e| fsio::io_err("list", &dir, e))?;
     let mut entries = Vec::new();
     for e in rd {
@@ -82,6 +92,11 @@ pub fn namespaces_at(root: &Path, pid: u32) -> Result<NamespaceReport> {
     }
     entries.sort_by(|a, b| a.kind.cmp(&b.kind));
     Ok(NamespaceReport { pid, entries })
+}
+
+/// [`namespaces_relative_at`] on the live host.
+pub fn namespaces_relative(pid: u32, reference: u32) -> Result<NamespaceReport> {
+    namespaces_relative_at(Path::new("/"), pid, reference)
 }
 
 /// [`namespaces_at`] on the live host.
