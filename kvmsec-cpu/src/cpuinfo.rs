@@ -97,11 +97,14 @@ impl CpuInfo {
         let mut saw_x86 = false;
         let mut saw_arm64 = false;
 
+        let mut block_start = 0;
         for line in text.lines() {
             if line.trim().is_empty() {
                 if let Some(rec) = current.take() {
                     processors.push(rec);
                 }
+                share_block_fields(processors.get_mut(block_start..).unwrap_or_default());
+                block_start = processors.len();
                 continue;
             }
             let Some((key, value)) = line.split_once(':') else {
@@ -142,6 +145,7 @@ impl CpuInfo {
         if let Some(rec) = current.take() {
             processors.push(rec);
         }
+        share_block_fields(processors.get_mut(block_start..).unwrap_or_default());
 
         // Old arm64 kernels print one shared `Features` line outside the per-CPU records.
         let shared_features = other_fields
@@ -265,6 +269,29 @@ impl CpuInfo {
     /// The first processor's record, where vendor and model are read from.
     pub fn first(&self) -> Option<&ProcessorRecord> {
         self.processors.first()
+    }
+}
+
+/// Old arm64 kernels list `processor : 0`, `processor : 1`, … one after another and then the
+/// fields all of them share. Records of one block that hold nothing but their `processor`
+/// line take the fields of the block's last record.
+fn share_block_fields(block: &mut [ProcessorRecord]) {
+    let Some((last, earlier)) = block.split_last_mut() else {
+        return;
+    };
+    for rec in earlier.iter_mut().filter(|r| r.fields.len() == 1) {
+        rec.fields.extend(
+            last.fields
+                .iter()
+                .filter(|(k, _)| k != "processor")
+                .cloned(),
+        );
+        rec.flags = last.flags.clone();
+        rec.vmx_flags = last.vmx_flags.clone();
+        rec.bugs = last.bugs.clone();
+        rec.vendor_id = last.vendor_id.clone();
+        rec.model_name = last.model_name.clone();
+        rec.microcode = last.microcode.clone();
     }
 }
 
