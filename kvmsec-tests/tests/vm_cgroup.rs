@@ -1,22 +1,28 @@
-//! cgroup v2, pure, in the throw-away test VM: every controller, BFQ on a
-//! virtio disk, real processes.
+//! kvmsec-cgroup on a pure cgroup v2 host, in the throw-away test VM: every
+//! controller, BFQ on a virtio disk, real processes.
 //!
 //! `vm_cgroup` (host) boots the VM with a 256 MiB virtio disk and runs this
 //! binary's `guest_*` tests inside it; on the host those tests return at once.
 //! The guest mounts only cgroup2 (`cgroup_no_v1=all`) at `/sys/fs/cgroup`.
+//! Every setting made through the crate is also read back from the kernel's
+//! own file.
 
+use std::collections::BTreeSet;
 use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use kvmsec_cgroup::{
+    BfqWeight, BlockDevice, CgroupVersion, Cgroups, Controller, CpuMax, CpuWeight, DeviceNumber,
+    Error, FreezerState, Group, GroupPath, Hierarchy, IoLimits, IoWeight, Layout, RangeList,
+    RemoveOptions,
+};
 use kvmsec_tests::vmrig::{self, GuestTests};
 
 const SUITE: &str = "cgroup";
-const ROOT: &str = "/sys/fs/cgroup";
-const DISK: &str = "vda";
+const DISK: &str = "/dev/vda";
 
 #[test]
 fn vm_cgroup() {
@@ -35,58 +41,56 @@ fn vm_cgroup() {
 
 // ------------------------------------------------------------ guest helpers
 
-fn read(path: impl AsRef<Path>) -> String {
-    let path = path.as_ref();
-    fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+const ALL: [Controller; 5] = [
+    Controller::Cpu,
+    Controller::Cpuset,
+    Controller::Memory,
+    Controller::Io,
+    Controller::Pids,
+];
+
+fn v2() -> Hierarchy {
+    let host = Cgroups::discover().expect("cgroup discovery");
+    host.v2().expect("a cgroup2 hierarchy").clone()
 }
 
-fn write(path: impl AsRef<Path>, value: &str) -> io::Result<()> {
-    fs::write(path.as_ref(), value)
+fn raw(group: &Group, file: &str) -> String {
+    let path = group.file(file);
+    fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+        .trim_end()
+        .to_string()
 }
 
-/// A cgroup made by a test; its processes are killed and it is removed
-/// (children first) on drop.
-struct Group {
-    path: PathBuf,
-    children: Vec<Group>,
-}
+/// A group made by a test (with `controllers` enabled top-down), killed and
+/// removed with its children on drop.
+struct TestGroup(Group);
 
-impl Group {
-    fn new(rel: &str) -> Group {
-        let path = Path::new(ROOT).join(rel);
-        fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
-        Group {
-            path,
-            children: Vec::new(),
-        }
-    }
-
-    fn child(&mut self, name: &str) -> PathBuf {
-        let path = self.path.join(name);
-        fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
-        let child = Group {
-            path: path.clone(),
-            children: Vec::new(),
-        };
-        self.children.push(child);
-        path
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.path.join(name)
+impl TestGroup {
+    fn new(path: &str, controllers: &[Controller]) -> TestGroup {
+        let path = GroupPath::new(path).unwrap();
+        let group = Group::create_with_controllers(&v2(), &path, controllers)
+            .unwrap_or_else(|e| panic!("creating {path:?}: {e}"));
+        TestGroup(group)
     }
 }
 
-impl Drop for Group {
+impl std::ops::Deref for TestGroup {
+    type Target = Group;
+    fn deref(&self) -> &Group {
+        &self.0
+    }
+}
+
+impl Drop for TestGroup {
     fn drop(&mut self) {
-        self.children.clear();
-        let _ = write(self.file("cgroup.kill"), "1");
-        for _ in 0..200 {
-            if fs::remove_dir(&self.path).is_ok() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
+        let _ = self.0.kill();
+        let opts = RemoveOptions {
+            recursive: true,
+            busy_timeout: Duration::from_secs(5),
+            ..RemoveOptions::default()
+        };
+        let _ = self.0.remove(&opts);
     }
 }
 
@@ -107,10 +111,6 @@ impl Proc {
     fn pid(&self) -> u32 {
         self.0.id()
     }
-
-    fn move_to(&self, group: &Path) -> io::Result<()> {
-        write(group.join("cgroup.procs"), &self.pid().to_string())
-    }
 }
 
 impl Drop for Proc {
@@ -118,24 +118,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Value of `key` in a flat-keyed file such as cpu.stat or cgroup.events.
-fn keyed(path: impl AsRef<Path>, key: &str) -> Option<u64> {
-    read(path).lines().find_map(|l| {
-        let (k, v) = l.split_once(' ')?;
-        (k == key).then(|| v.trim().parse().ok()).flatten()
-    })
-}
-
-/// Value of `key=` on the `dev` line of io.stat.
-fn io_stat(group: &Path, dev: &str, key: &str) -> u64 {
-    let text = read(group.join("io.stat"));
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{dev} ")))
-        .flat_map(|l| l.split_whitespace())
-        .find_map(|kv| kv.strip_prefix(&format!("{key}="))?.parse().ok())
-        .unwrap_or(0)
 }
 
 fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
@@ -146,37 +128,37 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn enable_in_root(controllers: &str) {
-    write(Path::new(ROOT).join("cgroup.subtree_control"), controllers)
-        .expect("enabling controllers in the root cgroup");
-}
-
-fn disk_devnum() -> String {
-    read(format!("/sys/block/{DISK}/dev")).trim().to_string()
+fn disk() -> DeviceNumber {
+    BlockDevice::Path(Path::new(DISK))
+        .number()
+        .expect("/dev/vda")
 }
 
 // -------------------------------------------------------------- guest tests
 
 #[test]
-fn guest_host_is_pure_cgroup_v2() {
+fn guest_discovery_reports_a_pure_v2_host() {
     if !vmrig::in_guest(SUITE) {
         return;
     }
-    let mountinfo = read("/proc/self/mountinfo");
-    let fstypes: Vec<&str> = mountinfo
-        .lines()
-        .filter_map(|l| l.split(" - ").nth(1)?.split_whitespace().next())
-        .collect();
-    assert!(!fstypes.contains(&"cgroup"), "a v1 hierarchy is mounted");
-    assert_eq!(fstypes.iter().filter(|t| **t == "cgroup2").count(), 1);
-    assert_eq!(read("/proc/self/cgroup"), "0::/\n");
-    let controllers = read(Path::new(ROOT).join("cgroup.controllers"));
-    for c in ["cpuset", "cpu", "io", "memory", "pids"] {
-        assert!(
-            controllers.split_whitespace().any(|x| x == c),
-            "{c} missing from {controllers}"
-        );
+    let host = Cgroups::discover().unwrap();
+    assert_eq!(host.layout(), Layout::V2);
+    assert_eq!(host.hierarchies().len(), 1, "{:?}", host.hierarchies());
+    let v2 = host.v2().expect("cgroup2");
+    assert_eq!(v2.version, CgroupVersion::V2);
+    assert_eq!(v2.dir(), Path::new("/sys/fs/cgroup"));
+    for c in ALL {
+        assert!(v2.has(&c), "{c} missing");
+        assert_eq!(host.hierarchy_for(&c), Some(v2));
     }
+    let root = Group::root(v2);
+    let offered = root.available_controllers().unwrap();
+    assert!(ALL.iter().all(|c| offered.contains(c)), "{offered:?}");
+    assert_eq!(
+        fs::read_to_string("/proc/self/cgroup").unwrap(),
+        "0::/\n",
+        "the kernel agrees: one v2 hierarchy, and we are in its root"
+    );
 }
 
 #[test]
@@ -184,34 +166,37 @@ fn guest_controllers_are_enabled_top_down() {
     if !vmrig::in_guest(SUITE) {
         return;
     }
-    let mut top = Group::new("kvmsec-topdown");
-    let leaf = top.child("leaf");
-    // The root has not delegated pids yet (or the test order left it on);
-    // either way the grandchild sees only what its parent enabled.
-    let err = write(top.file("cgroup.subtree_control"), "+rdma").unwrap_err();
-    assert_eq!(
-        err.raw_os_error(),
-        Some(libc::ENOENT),
-        "enabling a controller the parent does not offer"
-    );
-    enable_in_root("+cpu +memory +io +pids +cpuset");
-    write(
-        top.file("cgroup.subtree_control"),
-        "+cpu +memory +io +pids +cpuset",
-    )
-    .unwrap();
-    let offered = read(leaf.join("cgroup.controllers"));
-    let mut offered: Vec<&str> = offered.split_whitespace().collect();
-    offered.sort_unstable();
-    assert_eq!(offered, ["cpu", "cpuset", "io", "memory", "pids"]);
+    let top = TestGroup::new("kvmsec-topdown", &[]);
+    // rdma is offered by the root but not enabled there for children.
+    let err = top
+        .enable_subtree_controllers(&[Controller::Rdma])
+        .unwrap_err();
+    assert!(matches!(err, Error::ControllerUnavailable { .. }), "{err}");
+
+    let leaf_path = GroupPath::new("kvmsec-topdown/mid/leaf").unwrap();
+    let leaf = Group::create_with_controllers(&v2(), &leaf_path, &ALL).unwrap();
+    let want: BTreeSet<Controller> = ALL.into_iter().collect();
+    assert_eq!(leaf.available_controllers().unwrap(), want);
+    for g in [Group::root(&v2()), top.0.clone(), leaf.parent().unwrap()] {
+        let enabled = g.subtree_control().unwrap();
+        assert!(
+            want.is_subset(&enabled),
+            "{}: {enabled:?}",
+            g.dir().display()
+        );
+        assert!(
+            want.iter()
+                .all(|c| raw(&g, "cgroup.subtree_control").contains(c.v2_name()))
+        );
+    }
     for f in [
         "cpu.weight",
         "memory.max",
-        "io.weight",
+        "io.max",
         "pids.max",
         "cpuset.cpus",
     ] {
-        assert!(leaf.join(f).exists(), "{f} missing in the leaf");
+        assert!(leaf.has_file(f), "{f} missing in the leaf");
     }
 }
 
@@ -220,53 +205,94 @@ fn guest_settings_are_written_and_read_back() {
     if !vmrig::in_guest(SUITE) {
         return;
     }
-    enable_in_root("+cpu +memory +io +pids +cpuset");
-    let g = Group::new("kvmsec-settings");
-    let set = |file: &str, value: &str, want: &str| {
-        write(g.file(file), value).unwrap_or_else(|e| panic!("{file} <- {value}: {e}"));
-        assert_eq!(read(g.file(file)).trim_end(), want, "{file}");
+    let g = TestGroup::new("kvmsec-settings", &ALL);
+
+    g.set_cpu_weight(CpuWeight::new(250).unwrap()).unwrap();
+    assert_eq!(g.cpu_weight().unwrap(), CpuWeight::new(250).unwrap());
+    assert_eq!(raw(&g, "cpu.weight"), "250");
+
+    let half = CpuMax {
+        quota_us: Some(50_000),
+        period_us: 100_000,
     };
-    set("cpu.weight", "250", "250");
-    set("cpu.max", "50000 100000", "50000 100000");
-    set("cpu.max", "max", "max 100000");
-    set("memory.max", "67108864", "67108864");
-    set("memory.high", "50331648", "50331648");
-    set("memory.low", "8388608", "8388608");
-    set("memory.swap.max", "0", "0");
-    set("pids.max", "20", "20");
-    set("cpuset.cpus", "1", "1");
-    set("cpuset.mems", "0", "0");
-    assert_eq!(read(g.file("cpuset.cpus.effective")).trim(), "1");
-    set("io.weight", "default 200", "default 200");
-    let dev = disk_devnum();
-    set(
-        "io.max",
-        &format!("{dev} rbps=1048576 wiops=100"),
-        &format!("{dev} rbps=1048576 wbps=max riops=max wiops=100"),
+    g.set_cpu_max(half).unwrap();
+    assert_eq!(g.cpu_max().unwrap(), half);
+    assert_eq!(raw(&g, "cpu.max"), "50000 100000");
+    g.set_cpu_max(CpuMax::UNLIMITED).unwrap();
+    assert_eq!(raw(&g, "cpu.max"), "max 100000");
+
+    g.set_memory_max(Some(64 << 20)).unwrap();
+    assert_eq!(g.memory_max().unwrap(), Some(64 << 20));
+    assert_eq!(raw(&g, "memory.max"), "67108864");
+    g.set_memory_high(Some(48 << 20)).unwrap();
+    assert_eq!(g.memory_high().unwrap(), Some(48 << 20));
+    g.set_memory_low(8 << 20).unwrap();
+    assert_eq!(g.memory_low().unwrap(), 8 << 20);
+    g.set_swap_max(Some(0)).unwrap();
+    assert_eq!(raw(&g, "memory.swap.max"), "0");
+    g.set_memory_max(None).unwrap();
+    assert_eq!(raw(&g, "memory.max"), "max");
+
+    g.set_pids_max(Some(20)).unwrap();
+    assert_eq!(g.pids_max().unwrap(), Some(20));
+    assert_eq!(raw(&g, "pids.max"), "20");
+
+    let cpu1: RangeList = "1".parse().unwrap();
+    g.set_cpuset_cpus(&cpu1).unwrap();
+    g.set_cpuset_mems(&"0".parse().unwrap()).unwrap();
+    assert_eq!(g.cpuset_cpus().unwrap(), cpu1);
+    assert_eq!(g.cpuset_effective_cpus().unwrap(), cpu1);
+    assert_eq!(raw(&g, "cpuset.cpus.effective"), "1");
+
+    g.set_io_weight(IoWeight::new(200).unwrap()).unwrap();
+    assert_eq!(g.io_weight().unwrap(), IoWeight::new(200).unwrap());
+    assert_eq!(raw(&g, "io.weight"), "default 200");
+    let limits = IoLimits {
+        rbps: Some(1 << 20),
+        wiops: Some(100),
+        ..IoLimits::default()
+    };
+    g.set_io_limits(&BlockDevice::Path(Path::new(DISK)), limits)
+        .unwrap();
+    let lines = g.io_limits().unwrap();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0].device, disk());
+    assert_eq!(lines[0].limits, limits);
+    assert_eq!(
+        raw(&g, "io.max"),
+        format!("{} rbps=1048576 wbps=max riops=max wiops=100", disk())
     );
-    // Out of range values are refused by the kernel.
-    let err = write(g.file("cpu.weight"), "0").unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::ERANGE), "cpu.weight 0");
+
+    // Out of range: refused before anything is written.
+    assert!(matches!(CpuWeight::new(0), Err(Error::OutOfRange { .. })));
+    assert_eq!(raw(&g, "cpu.weight"), "250");
 }
 
 #[test]
-fn guest_no_internal_processes_rule_gives_ebusy() {
+fn guest_no_internal_processes_rule_is_explained() {
     if !vmrig::in_guest(SUITE) {
         return;
     }
-    enable_in_root("+cpu +memory");
-    let mut g = Group::new("kvmsec-internal");
+    let g = TestGroup::new("kvmsec-internal", &[Controller::Memory]);
     let sleeper = Proc::shell("sleep 60");
-    sleeper.move_to(&g.path).unwrap();
-    // A populated group cannot hand controllers to children...
-    let err = write(g.file("cgroup.subtree_control"), "+memory").unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::EBUSY));
+    g.move_process(sleeper.pid()).unwrap();
+    assert_eq!(g.processes().unwrap(), [sleeper.pid()]);
+
+    // A group holding processes cannot hand controllers to children...
+    let err = g
+        .enable_subtree_controllers(&[Controller::Memory])
+        .unwrap_err();
+    assert!(matches!(err, Error::NoInternalProcesses { .. }), "{err}");
+    println!("enabling with a process inside: {err}");
+
     // ...and a group that hands them out cannot take processes.
-    let leaf = g.child("leaf");
-    sleeper.move_to(&leaf).unwrap();
-    write(g.file("cgroup.subtree_control"), "+memory").unwrap();
-    let err = sleeper.move_to(&g.path).unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::EBUSY));
+    let leaf = g.child("leaf").unwrap();
+    let leaf = Group::create(&v2(), leaf.path()).unwrap();
+    leaf.move_process(sleeper.pid()).unwrap();
+    g.enable_subtree_controllers(&[Controller::Memory]).unwrap();
+    let err = g.move_process(sleeper.pid()).unwrap_err();
+    assert!(matches!(err, Error::NoInternalProcesses { .. }), "{err}");
+    println!("moving into a group with controllers on: {err}");
 }
 
 #[test]
@@ -274,24 +300,30 @@ fn guest_cpu_weight_ten_to_one() {
     if !vmrig::in_guest(SUITE) {
         return;
     }
-    enable_in_root("+cpu +cpuset");
-    let hi = Group::new("kvmsec-cpu-hi");
-    let lo = Group::new("kvmsec-cpu-lo");
-    for (g, weight) in [(&hi, "1000"), (&lo, "100")] {
-        write(g.file("cpu.weight"), weight).unwrap();
+    let hi = TestGroup::new("kvmsec-cpu/hi", &[Controller::Cpu, Controller::Cpuset]);
+    let lo = TestGroup::new("kvmsec-cpu/lo", &[Controller::Cpu, Controller::Cpuset]);
+    let cpu0: RangeList = "0".parse().unwrap();
+    for (g, weight) in [(&hi, 1000), (&lo, 100)] {
+        g.set_cpu_weight(CpuWeight::new(weight).unwrap()).unwrap();
         // Both on one CPU, so that they compete.
-        write(g.file("cpuset.cpus"), "0").unwrap();
+        g.set_cpuset_cpus(&cpu0).unwrap();
     }
     let a = Proc::shell("while :; do :; done");
     let b = Proc::shell("while :; do :; done");
-    a.move_to(&hi.path).unwrap();
-    b.move_to(&lo.path).unwrap();
+    hi.move_process(a.pid()).unwrap();
+    lo.move_process(b.pid()).unwrap();
+    let before = (hi.cpu_usage().unwrap(), lo.cpu_usage().unwrap());
     thread::sleep(Duration::from_millis(2500));
-    let usage = |g: &Group| keyed(g.file("cpu.stat"), "usage_usec").unwrap_or(0);
-    let (h, l) = (usage(&hi), usage(&lo));
+    let after = (hi.cpu_usage().unwrap(), lo.cpu_usage().unwrap());
     drop((a, b));
+    let h = after.0.total_ns - before.0.total_ns;
+    let l = after.1.total_ns - before.1.total_ns;
     let ratio = h as f64 / l.max(1) as f64;
-    println!("cpu.weight 1000:100 -> usage {h} us : {l} us = {ratio:.2}:1");
+    println!(
+        "cpu.weight 1000:100 on one CPU -> {:.3} s : {:.3} s = {ratio:.2}:1",
+        h as f64 / 1e9,
+        l as f64 / 1e9
+    );
     assert!(
         (6.0..=16.0).contains(&ratio),
         "expected about 10:1, got {ratio:.2}"
@@ -303,47 +335,56 @@ fn guest_bfq_weight_on_a_virtio_disk() {
     if !vmrig::in_guest(SUITE) {
         return;
     }
-    let sched = format!("/sys/block/{DISK}/queue/scheduler");
-    write(&sched, "bfq").unwrap();
-    assert!(read(&sched).contains("[bfq]"), "{}", read(&sched));
-    enable_in_root("+io");
-    let hi = Group::new("kvmsec-io-hi");
-    let lo = Group::new("kvmsec-io-lo");
-    for (g, weight) in [(&hi, "1000"), (&lo, "100")] {
-        write(g.file("io.bfq.weight"), weight).unwrap();
-        assert_eq!(
-            read(g.file("io.bfq.weight")).trim(),
-            format!("default {weight}")
-        );
+    let sched = "/sys/block/vda/queue/scheduler";
+    fs::write(sched, "bfq").unwrap();
+    assert!(fs::read_to_string(sched).unwrap().contains("[bfq]"));
+
+    let hi = TestGroup::new("kvmsec-io/hi", &[Controller::Io]);
+    let lo = TestGroup::new("kvmsec-io/lo", &[Controller::Io]);
+    for (g, weight) in [(&hi, 1000), (&lo, 100)] {
+        let support = g.io_weight_support();
+        assert!(support.bfq_weight && support.io_weight, "{support:?}");
+        g.set_bfq_weight(BfqWeight::new(weight).unwrap()).unwrap();
+        assert_eq!(g.bfq_weight().unwrap(), BfqWeight::new(weight).unwrap());
+        assert_eq!(raw(g, "io.bfq.weight"), format!("default {weight}"));
+        // blk-iocost's io.weight is a different file and stays at its default.
+        assert_eq!(raw(g, "io.weight"), "default 100");
     }
-    let reader = |skip_mib: u32| {
+
+    // Two direct-I/O readers, one per group, on different halves of the disk.
+    let reader = |skip_blocks: u32| {
         Proc::shell(&format!(
-            "while :; do dd if=/dev/{DISK} of=/dev/null bs=64k iflag=direct \
-             skip={} count=1024 2>/dev/null; done",
-            skip_mib * 16
+            "while :; do dd if={DISK} of=/dev/null bs=64k iflag=direct \
+             skip={skip_blocks} count=1024 2>/dev/null; done"
         ))
     };
     let a = reader(0);
-    let b = reader(128);
-    a.move_to(&hi.path).unwrap();
-    b.move_to(&lo.path).unwrap();
-    let dev = disk_devnum();
-    let before = (
-        io_stat(&hi.path, &dev, "rbytes"),
-        io_stat(&lo.path, &dev, "rbytes"),
-    );
+    let b = reader(2048);
+    hi.move_process(a.pid()).unwrap();
+    lo.move_process(b.pid()).unwrap();
+    let dev = disk();
+    let rbytes = |g: &Group| {
+        g.io_stat()
+            .unwrap()
+            .devices
+            .get(&dev)
+            .map_or(0, |c| c.rbytes)
+    };
+    thread::sleep(Duration::from_millis(300));
+    let before = (rbytes(&hi), rbytes(&lo));
     thread::sleep(Duration::from_secs(3));
-    let after = (
-        io_stat(&hi.path, &dev, "rbytes"),
-        io_stat(&lo.path, &dev, "rbytes"),
-    );
+    let after = (rbytes(&hi), rbytes(&lo));
     drop((a, b));
     let (h, l) = (after.0 - before.0, after.1 - before.1);
     let ratio = h as f64 / l.max(1) as f64;
-    println!("io.bfq.weight 1000:100 -> read {h} B : {l} B = {ratio:.2}:1");
+    println!(
+        "io.bfq.weight 1000:100 -> read {:.1} MiB : {:.1} MiB in 3 s = {ratio:.2}:1",
+        h as f64 / 1048576.0,
+        l as f64 / 1048576.0
+    );
     assert!(h > 0 && l > 0, "both readers must make progress");
     assert!(
-        ratio >= 2.0,
+        ratio >= 3.0,
         "expected the heavier group to get clearly more, got {ratio:.2}"
     );
 }
@@ -353,21 +394,25 @@ fn guest_freeze_thaw_and_kill() {
     if !vmrig::in_guest(SUITE) {
         return;
     }
-    let g = Group::new("kvmsec-freezer");
+    let g = TestGroup::new("kvmsec-freezer", &[]);
     let p = Proc::shell("while :; do sleep 0.05; done");
-    p.move_to(&g.path).unwrap();
-    write(g.file("cgroup.freeze"), "1").unwrap();
-    wait_for("frozen 1", Duration::from_secs(10), || {
-        keyed(g.file("cgroup.events"), "frozen") == Some(1)
+    g.move_process(p.pid()).unwrap();
+    assert_eq!(g.freezer_state().unwrap(), FreezerState::Thawed);
+
+    g.freeze(Duration::from_secs(10)).unwrap();
+    assert_eq!(g.freezer_state().unwrap(), FreezerState::Frozen);
+    assert!(raw(&g, "cgroup.events").contains("frozen 1"));
+
+    g.thaw().unwrap();
+    wait_for("thawed", Duration::from_secs(10), || {
+        raw(&g, "cgroup.events").contains("frozen 0")
     });
-    let state = read(format!("/proc/{}/stat", p.pid()));
-    println!("frozen task stat: {}", state.trim());
-    write(g.file("cgroup.freeze"), "0").unwrap();
-    wait_for("frozen 0", Duration::from_secs(10), || {
-        keyed(g.file("cgroup.events"), "frozen") == Some(0)
-    });
-    write(g.file("cgroup.kill"), "1").unwrap();
+    assert_eq!(g.freezer_state().unwrap(), FreezerState::Thawed);
+
+    assert!(g.is_populated().unwrap());
+    g.kill().unwrap();
     wait_for("populated 0", Duration::from_secs(10), || {
-        keyed(g.file("cgroup.events"), "populated") == Some(0)
+        !g.is_populated().unwrap()
     });
+    assert!(raw(&g, "cgroup.events").contains("populated 0"));
 }
