@@ -154,6 +154,9 @@ pub enum DisabledReason {
     /// selinuxfs is mounted but no policy is loaded (the process context reads `kernel`),
     /// typically because `/etc/selinux/config` says `SELINUX=disabled`.
     NoPolicyLoaded,
+    /// selinuxfs is not mounted or has no policy loaded, and `/etc/selinux/config` says
+    /// `SELINUX=disabled`.
+    ConfigDisabled,
 }
 
 impl fmt::Display for DisabledReason {
@@ -164,6 +167,7 @@ impl fmt::Display for DisabledReason {
             }
             DisabledReason::NotMounted => "no selinuxfs mounted",
             DisabledReason::NoPolicyLoaded => "selinuxfs is mounted but no policy is loaded",
+            DisabledReason::ConfigDisabled => "/etc/selinux/config says SELINUX=disabled",
         })
     }
 }

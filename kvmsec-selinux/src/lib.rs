@@ -93,8 +93,8 @@ pub use procattr::{
 };
 pub use selinuxfs::{
     EnforceMode, Mode, OLD_SELINUXFS_MOUNT, SELINUXFS_MOUNT, SelinuxState, Selinuxfs,
-    SelinuxfsLookup, find_selinuxfs, find_selinuxfs_at, getenforce, getenforce_at, setenforce,
-    setenforce_at,
+    SelinuxfsLookup, canonicalize_context, canonicalize_context_at, find_selinuxfs,
+    find_selinuxfs_at, getenforce, getenforce_at, setenforce, setenforce_at,
 };
 pub use svirt::{
     DEFAULT_IMAGE_BASE, DEFAULT_PROCESS_BASE, DEFAULT_SHARED_READ_ONLY, DEFAULT_SHARED_WRITABLE,

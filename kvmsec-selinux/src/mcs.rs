@@ -14,7 +14,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use crate::context::{CategorySet, Level, MAX_CATEGORY};
+use crate::context::{CategorySet, Level, MAX_CATEGORY, MlsRange};
 use crate::error::{Error, Result};
 use crate::hostfs::{read_optional, under};
 use crate::procattr::{ProcAttr, process_label_at};
@@ -99,6 +99,24 @@ impl McsAllocator {
             last,
             ..Self::default()
         })
+    }
+
+    /// An allocator over a manager's own range, as libvirt derives it from its process
+    /// context: the sensitivity of the low level and the high level's categories, which
+    /// must form one contiguous run (`s0-s0:c0.c1023` gives `s0:c0.c1023`). A range without
+    /// categories gives the default `c0.c1023`.
+    pub fn for_range(range: &MlsRange) -> Result<Self> {
+        let sensitivity = range.low().sensitivity;
+        let cats = &range.high().categories;
+        let (Some(first), Some(last)) = (cats.iter().next(), cats.iter().last()) else {
+            return Self::with_range(sensitivity, 0, MAX_CATEGORY);
+        };
+        if usize::from(last - first) + 1 != cats.len() {
+            return Err(Error::McsRangeTooSmall {
+                range: format!("{range} (categories are not one contiguous run)"),
+            });
+        }
+        Self::with_range(sensitivity, first, last)
     }
 
     /// The range handed out from, as text (`s0:c0.c1023`).

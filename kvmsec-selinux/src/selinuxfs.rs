@@ -321,6 +321,33 @@ impl Selinuxfs {
     }
 }
 
+/// Canonicalise `context` through the live host's selinuxfs (see
+/// [`Selinuxfs::canonicalize_context`]).
+///
+/// ```no_run
+/// use kvmsec_selinux::{SecurityContext, canonicalize_context};
+/// let ctx: SecurityContext = "system_u:object_r:etc_t:s0:c0,c1,c2".parse()?;
+/// println!("{}", canonicalize_context(&ctx)?);
+/// # Ok::<(), kvmsec_selinux::Error>(())
+/// ```
+pub fn canonicalize_context(context: &SecurityContext) -> Result<SecurityContext> {
+    canonicalize_context_at(Path::new("/"), context)
+}
+
+/// Canonicalise `context` through the selinuxfs of the host under `root`; without one,
+/// [`Error::SelinuxDisabled`].
+pub fn canonicalize_context_at(root: &Path, context: &SecurityContext) -> Result<SecurityContext> {
+    match find_selinuxfs_at(root)? {
+        SelinuxfsLookup::Mounted(fs) => fs.canonicalize_context(context),
+        SelinuxfsLookup::NotMounted => Err(Error::SelinuxDisabled {
+            reason: DisabledReason::NotMounted,
+        }),
+        SelinuxfsLookup::NotInKernel => Err(Error::SelinuxDisabled {
+            reason: DisabledReason::NotInKernel,
+        }),
+    }
+}
+
 /// `getenforce` on the live host.
 pub fn getenforce() -> Result<SelinuxState> {
     getenforce_at(Path::new("/"))
@@ -329,16 +356,30 @@ pub fn getenforce() -> Result<SelinuxState> {
 /// `getenforce` on the host whose root directory is `root`.
 ///
 /// The live state is what selinuxfs says; `/etc/selinux/config` is only the boot-time
-/// intent and is not consulted (see [`crate::read_config_at`]). A mounted selinuxfs whose
-/// `<root>/proc/self/attr/current` reads `kernel` has no policy loaded and counts as
-/// disabled.
+/// intent (see [`crate::read_config_at`]) and is read only to explain a Disabled state
+/// ([`DisabledReason::ConfigDisabled`] when selinuxfs is unmounted or has no policy). A
+/// mounted selinuxfs whose `<root>/proc/self/attr/current` reads `kernel` has no policy
+/// loaded and counts as disabled.
 pub fn getenforce_at(root: &Path) -> Result<SelinuxState> {
+    // Only used to explain why SELinux is off, never to decide whether it is on.
+    let config_disabled = || {
+        matches!(
+            crate::config::read_config_at(root),
+            Ok(Some(crate::SelinuxConfig {
+                mode: Some(Mode::Disabled),
+                ..
+            }))
+        )
+    };
     let fs = match find_selinuxfs_at(root)? {
         SelinuxfsLookup::Mounted(fs) => fs,
         SelinuxfsLookup::NotMounted => {
-            return Ok(SelinuxState::Disabled {
-                reason: DisabledReason::NotMounted,
-            });
+            let reason = if config_disabled() {
+                DisabledReason::ConfigDisabled
+            } else {
+                DisabledReason::NotMounted
+            };
+            return Ok(SelinuxState::Disabled { reason });
         }
         SelinuxfsLookup::NotInKernel => {
             return Ok(SelinuxState::Disabled {
@@ -350,9 +391,12 @@ pub fn getenforce_at(root: &Path) -> Result<SelinuxState> {
     if let Ok(Some(current)) = read_optional(&under(root, "/proc/self/attr/current"), 4096)
         && crate::context::strip_kernel_suffix(&current) == b"kernel"
     {
-        return Ok(SelinuxState::Disabled {
-            reason: DisabledReason::NoPolicyLoaded,
-        });
+        let reason = if config_disabled() {
+            DisabledReason::ConfigDisabled
+        } else {
+            DisabledReason::NoPolicyLoaded
+        };
+        return Ok(SelinuxState::Disabled { reason });
     }
 
     let mode = fs.enforce_mode()?;

@@ -59,6 +59,47 @@ impl Default for LabelTemplates {
     }
 }
 
+impl LabelTemplates {
+    /// Read the templates of the policy `policy_type` (`targeted`) on the host under `root`,
+    /// as libvirt does: line 1 of `/etc/selinux/<type>/contexts/virtual_domain_context` is
+    /// the process base; lines 1 and 2 of `virtual_image_context` are the image base and
+    /// the shared read-only label. The shared writable label is the image base at its own
+    /// level. `None` when the policy has no `virtual_domain_context`.
+    pub fn from_policy_at(root: &Path, policy_type: &str) -> Result<Option<Self>> {
+        // Same rule as the config writer: a plain name, so the path stays under the root.
+        crate::config::ConfigFile::new("").set_policy_type(policy_type)?;
+        let dir = crate::hostfs::under(root, format!("/etc/selinux/{policy_type}/contexts"));
+        let read = |name: &str| -> Result<Option<Vec<SecurityContext>>> {
+            let path = dir.join(name);
+            let Some(bytes) = crate::hostfs::read_optional(&path, 4096)? else {
+                return Ok(None);
+            };
+            String::from_utf8_lossy(&bytes)
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(SecurityContext::parse)
+                .collect::<Result<Vec<_>>>()
+                .map(Some)
+        };
+        let Some(domain) = read("virtual_domain_context")? else {
+            return Ok(None);
+        };
+        let image = read("virtual_image_context")?.unwrap_or_default();
+        let defaults = LabelTemplates::default();
+        let process = domain.into_iter().next().unwrap_or(defaults.process);
+        let mut image = image.into_iter();
+        let image_base = image.next().unwrap_or(defaults.image);
+        let shared_read_only = image.next().unwrap_or(defaults.shared_read_only);
+        Ok(Some(LabelTemplates {
+            process,
+            shared_writable: image_base.clone(),
+            image: image_base,
+            shared_read_only,
+        }))
+    }
+}
+
 /// How a guest's labels were chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

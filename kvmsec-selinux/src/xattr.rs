@@ -120,14 +120,23 @@ fn set_raw(target: &Target<'_>, value: &[u8]) -> Result<()> {
         // SAFETY: the fd is borrowed from a live `AsFd`; the value is valid for `len` bytes.
         Target::Fd(fd, _) => unsafe { libc::fsetxattr(*fd, name_ptr(), ptr, len, 0) },
     };
-    if rc < 0 {
-        Err(Error::io(
-            "setxattr",
-            target.path(),
-            io::Error::last_os_error(),
-        ))
-    } else {
-        Ok(())
+    if rc >= 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        // The loaded policy does not know this context.
+        Some(libc::EINVAL) => Err(Error::ContextRejected {
+            context: String::from_utf8_lossy(strip_label_nul(value)).into_owned(),
+        }),
+        // As libselinux: no xattr support, but the file already shows the wanted label
+        // (NFS, `context=` mounts), is success.
+        Some(libc::EOPNOTSUPP)
+            if get_raw(target).ok().flatten().as_deref() == Some(strip_label_nul(value)) =>
+        {
+            Ok(())
+        }
+        _ => Err(Error::io("setxattr", target.path(), err)),
     }
 }
 

@@ -211,3 +211,32 @@ fn seeding_the_live_host_does_not_fail() {
     let mut mcs = McsAllocator::new();
     mcs.seed_from_processes().unwrap();
 }
+
+#[test]
+fn allocator_from_a_managers_range() {
+    let r: MlsRange = "s0-s0:c0.c1023".parse().unwrap();
+    assert_eq!(
+        McsAllocator::for_range(&r).unwrap().range_text(),
+        "s0:c0.c1023"
+    );
+    let r: MlsRange = "s2-s3:c100.c199".parse().unwrap();
+    assert_eq!(
+        McsAllocator::for_range(&r).unwrap().range_text(),
+        "s2:c100.c199"
+    );
+    let r: MlsRange = "s0".parse().unwrap();
+    assert_eq!(
+        McsAllocator::for_range(&r).unwrap().range_text(),
+        "s0:c0.c1023"
+    );
+    let r: MlsRange = "s0-s0:c1,c5".parse().unwrap();
+    assert!(matches!(
+        McsAllocator::for_range(&r),
+        Err(Error::McsRangeTooSmall { .. })
+    ));
+    let r: MlsRange = "s0-s0:c7".parse().unwrap();
+    assert!(matches!(
+        McsAllocator::for_range(&r),
+        Err(Error::McsRangeTooSmall { .. })
+    ));
+}

@@ -218,3 +218,53 @@ fn live_host_without_selinuxfs_is_disabled() {
         Err(Error::SelinuxDisabled { .. })
     ));
 }
+
+#[test]
+fn config_disabled_explains_why() {
+    // selinuxfs mounted, no policy loaded, config says disabled.
+    let h = FakeHost::with_selinuxfs("0", false);
+    h.write("proc/self/attr/current", "kernel\0");
+    h.write("etc/selinux/config", "SELINUX=disabled\n");
+    assert_eq!(
+        getenforce_at(h.root()).unwrap(),
+        SelinuxState::Disabled {
+            reason: DisabledReason::ConfigDisabled
+        }
+    );
+    // Not mounted although the kernel offers it, config says disabled.
+    let h = FakeHost::without_selinuxfs(true);
+    h.write("etc/selinux/config", "SELINUX=disabled\n");
+    assert_eq!(
+        getenforce_at(h.root()).unwrap(),
+        SelinuxState::Disabled {
+            reason: DisabledReason::ConfigDisabled
+        }
+    );
+    // The kernel has no selinuxfs at all: that is the reason, whatever the config says.
+    let h = FakeHost::without_selinuxfs(false);
+    h.write("etc/selinux/config", "SELINUX=disabled\n");
+    assert_eq!(
+        getenforce_at(h.root()).unwrap(),
+        SelinuxState::Disabled {
+            reason: DisabledReason::NotInKernel
+        }
+    );
+    // A config saying enforcing never turns a mounted, policy-loaded selinuxfs off or on.
+    let h = FakeHost::with_selinuxfs("0", false);
+    h.write("etc/selinux/config", "SELINUX=disabled\n");
+    assert_eq!(getenforce_at(h.root()).unwrap(), SelinuxState::Permissive);
+}
+
+#[test]
+fn canonicalize_at_root() {
+    let ctx: SecurityContext = "u:r:t:s0".parse().unwrap();
+    let h = FakeHost::with_selinuxfs("1", false);
+    assert_eq!(canonicalize_context_at(h.root(), &ctx).unwrap(), ctx);
+    let h = FakeHost::without_selinuxfs(false);
+    assert!(matches!(
+        canonicalize_context_at(h.root(), &ctx),
+        Err(Error::SelinuxDisabled {
+            reason: DisabledReason::NotInKernel
+        })
+    ));
+}

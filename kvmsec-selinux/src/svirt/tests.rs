@@ -439,3 +439,75 @@ fn case23_enotsup_and_erofs_are_per_file_outcomes() {
     }
     assert_eq!(label_of(&good), None);
 }
+
+#[test]
+fn templates_from_the_policy() {
+    let h = crate::testutil::FakeHost::new();
+    assert_eq!(
+        LabelTemplates::from_policy_at(h.root(), "targeted").unwrap(),
+        None
+    );
+    h.write(
+        "etc/selinux/targeted/contexts/virtual_domain_context",
+        "system_u:system_r:svirt_t:s0\nsystem_u:system_r:svirt_tcg_t:s0\n",
+    );
+    h.write(
+        "etc/selinux/targeted/contexts/virtual_image_context",
+        "system_u:object_r:svirt_image_t:s0\nsystem_u:object_r:virt_content_t:s0\n",
+    );
+    let t = LabelTemplates::from_policy_at(h.root(), "targeted")
+        .unwrap()
+        .unwrap();
+    assert_eq!(t, LabelTemplates::default());
+    h.write(
+        "etc/selinux/mls/contexts/virtual_domain_context",
+        "# comment\nsystem_u:system_r:svirt_t:s2\n",
+    );
+    let t = LabelTemplates::from_policy_at(h.root(), "mls")
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.process.to_string(), "system_u:system_r:svirt_t:s2");
+    assert_eq!(t.image, LabelTemplates::default().image);
+    h.write(
+        "etc/selinux/bad/contexts/virtual_domain_context",
+        "nonsense\n",
+    );
+    assert!(matches!(
+        LabelTemplates::from_policy_at(h.root(), "bad"),
+        Err(Error::InvalidContext { .. })
+    ));
+    assert!(matches!(
+        LabelTemplates::from_policy_at(h.root(), "../../x"),
+        Err(Error::InvalidConfigValue { .. })
+    ));
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn serde_round_trips() {
+    let g = guest();
+    let json = serde_json::to_string(&g).unwrap();
+    assert!(
+        json.contains("\"system_u:system_r:svirt_t:s0:c14,c721\""),
+        "{json}"
+    );
+    assert_eq!(serde_json::from_str::<GuestLabels>(&json).unwrap(), g);
+    let bad = r#"{"process":"x","image":"u:r:t","kind":"Static"}"#;
+    assert!(serde_json::from_str::<GuestLabels>(bad).is_err());
+
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.img");
+    std::fs::write(&a, b"").unwrap();
+    let l = label_images(
+        &[DiskImage::new(&a, ImageAccess::ReadWrite)],
+        &g,
+        &LabelTemplates::default(),
+        LabelOptions::default(),
+    )
+    .unwrap();
+    let saved = serde_json::to_string(&l).unwrap();
+    let loaded: ImageLabelling = serde_json::from_str(&saved).unwrap();
+    assert_eq!(loaded, l);
+    assert_eq!(loaded.restore()[0].outcome, RestoreOutcome::Restored);
+    assert_eq!(label_of(&a), None);
+}
