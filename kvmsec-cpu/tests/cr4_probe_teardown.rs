@@ -1,6 +1,7 @@
 //! The CR4 probe closes its VM and vCPU before it returns.
 //!
 //! Alone in its own test binary so that no other test opens descriptors meanwhile.
+#![cfg(feature = "kvm")]
 
 use kvmsec_cpu::{Cr4Probe, KvmAccess, KvmDevice};
 

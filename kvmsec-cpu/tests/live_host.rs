@@ -7,25 +7,11 @@
 
 use std::path::Path;
 
-use kvmsec_cpu::report::{Status, host_checks};
-use kvmsec_cpu::{
-    CpuArch, CpuInfo, CpuidSnapshot, Cr4, Cr4Probe, Feature, GuestCpuid, GuestOffer, KernelCmdline,
-    KvmAccess, KvmDevice, KvmModules, ProbeOutcome,
-};
+use kvmsec_cpu::{CpuArch, CpuInfo, CpuidSnapshot, Feature, KernelCmdline, KvmModules};
 
 /// This machine kind: KVM provided by the PVM module.
 fn is_pvm_host() -> bool {
     Path::new("/sys/module/kvm_pvm").is_dir()
-}
-
-fn usable_kvm() -> Option<KvmDevice> {
-    let d = KvmDevice::probe();
-    if d.access == KvmAccess::Usable {
-        Some(d)
-    } else {
-        eprintln!("skipping: /dev/kvm not usable here: {:?}", d.access);
-        None
-    }
 }
 
 #[test]
@@ -52,12 +38,6 @@ fn cpuid_and_cpuinfo_agree_on_smep() {
 }
 
 #[test]
-fn dev_kvm_answers_api_version_12() {
-    let Some(dev) = usable_kvm() else { return };
-    assert_eq!(dev.api_version, Some(12));
-}
-
-#[test]
 fn kvm_module_and_parameters() {
     let modules = KvmModules::read_at(Path::new("/"));
     if is_pvm_host() {
@@ -76,75 +56,101 @@ fn kvm_module_and_parameters() {
     }
 }
 
-#[test]
-fn supported_cpuid_leaf7_on_this_machine() {
-    let Some(dev) = usable_kvm() else { return };
-    let guest = GuestCpuid::query(&dev.path).unwrap();
-    assert!(!guest.supported.is_empty());
-    if is_pvm_host() {
-        // Observed on this machine kind: KVM (PVM) offers UMIP but neither SMEP nor SMAP.
-        assert_eq!(guest.offer(Feature::Smep), GuestOffer::NotOffered);
-        assert_eq!(guest.offer(Feature::Smap), GuestOffer::NotOffered);
-        assert_eq!(guest.offer(Feature::Umip), GuestOffer::Supported);
-        let leaf7 = guest.supported.get(7, 0);
-        assert_eq!(leaf7.ebx >> 7 & 1, 0, "SMEP bit");
-        assert_eq!(leaf7.ebx >> 20 & 1, 0, "SMAP bit");
-        assert_eq!(leaf7.ecx >> 2 & 1, 1, "UMIP bit");
-    }
-}
+/// Tests that ask /dev/kvm (they need the `kvm` feature).
+#[cfg(feature = "kvm")]
+mod with_kvm {
+    use super::is_pvm_host;
+    use kvmsec_cpu::report::{Status, host_checks};
+    use kvmsec_cpu::{
+        Cr4, Cr4Probe, Feature, GuestCpuid, GuestOffer, KvmAccess, KvmDevice, ProbeOutcome,
+    };
 
-#[test]
-fn cr4_probe_runs_and_its_answer_is_asserted() {
-    let Some(dev) = usable_kvm() else { return };
-    let probe = Cr4Probe::run(&dev.path).unwrap();
-    assert_eq!(probe.bits.len(), 3);
-    assert_eq!(probe.initial_cr4 & Cr4::SMEP, Cr4::empty());
-    if is_pvm_host() {
-        // Observed on this machine kind: KVM accepts all three bits, before and after
-        // KVM_SET_CPUID2 with the supported CPUID (which lacks SMEP and SMAP).
-        for b in &probe.bits {
-            assert_eq!(b.before_cpuid, ProbeOutcome::Accepted, "{}", b.bit);
-            assert_eq!(
-                b.with_supported_cpuid,
-                Some(ProbeOutcome::Accepted),
-                "{}",
-                b.bit
-            );
+    fn usable_kvm() -> Option<KvmDevice> {
+        let d = KvmDevice::probe();
+        if d.access == KvmAccess::Usable {
+            Some(d)
+        } else {
+            eprintln!("skipping: /dev/kvm not usable here: {:?}", d.access);
+            None
         }
     }
-}
 
-#[test]
-fn live_report() {
-    let checks = host_checks();
-    let get = |id: &str| {
-        checks
-            .iter()
-            .find(|c| c.id == id)
-            .unwrap_or_else(|| panic!("no {id}"))
-            .clone()
-    };
-    for c in &checks {
-        assert!(!c.reason.is_empty() && !c.reason.contains('\n'), "{c:?}");
+    #[test]
+    fn dev_kvm_answers_api_version_12() {
+        let Some(dev) = usable_kvm() else { return };
+        assert_eq!(dev.api_version, Some(12));
     }
-    if usable_kvm().is_none() {
-        return;
+
+    #[test]
+    fn supported_cpuid_leaf7_on_this_machine() {
+        let Some(dev) = usable_kvm() else { return };
+        let guest = GuestCpuid::query(&dev.path).unwrap();
+        assert!(!guest.supported.is_empty());
+        if is_pvm_host() {
+            // Observed on this machine kind: KVM (PVM) offers UMIP but neither SMEP nor SMAP.
+            assert_eq!(guest.offer(Feature::Smep), GuestOffer::NotOffered);
+            assert_eq!(guest.offer(Feature::Smap), GuestOffer::NotOffered);
+            assert_eq!(guest.offer(Feature::Umip), GuestOffer::Supported);
+            let leaf7 = guest.supported.get(7, 0);
+            assert_eq!(leaf7.ebx >> 7 & 1, 0, "SMEP bit");
+            assert_eq!(leaf7.ebx >> 20 & 1, 0, "SMAP bit");
+            assert_eq!(leaf7.ecx >> 2 & 1, 1, "UMIP bit");
+        }
     }
-    assert_eq!(get("cpu.kvm.device").status, Status::Pass);
-    assert_eq!(get("cpu.kvm.api_version").reason, "KVM API version 12");
-    if is_pvm_host() {
-        assert_eq!(get("cpu.smep").status, Status::Pass);
-        assert_eq!(get("cpu.smap").status, Status::Pass);
-        assert_eq!(get("cpu.hw_virt").status, Status::Info);
-        let smep = get("cpu.guest_smep");
-        assert_eq!(smep.status, Status::Warn);
-        assert_eq!(
-            smep.reason,
-            "KVM does not offer SMEP to guests although the host CPU has it, so a guest kernel \
-             will not enable it; CR4 probe: KVM_SET_SREGS with CR4.SMEP accepted"
-        );
-        assert_eq!(get("cpu.guest_smap").status, Status::Warn);
-        assert_eq!(get("cpu.guest_umip").status, Status::Pass);
-        assert!(get("cpu.kvm.module").reason.starts_with("kvm_pvm "));
+
+    #[test]
+    fn cr4_probe_runs_and_its_answer_is_asserted() {
+        let Some(dev) = usable_kvm() else { return };
+        let probe = Cr4Probe::run(&dev.path).unwrap();
+        assert_eq!(probe.bits.len(), 3);
+        assert_eq!(probe.initial_cr4 & Cr4::SMEP, Cr4::empty());
+        if is_pvm_host() {
+            // Observed on this machine kind: KVM accepts all three bits, before and after
+            // KVM_SET_CPUID2 with the supported CPUID (which lacks SMEP and SMAP).
+            for b in &probe.bits {
+                assert_eq!(b.before_cpuid, ProbeOutcome::Accepted, "{}", b.bit);
+                assert_eq!(
+                    b.with_supported_cpuid,
+                    Some(ProbeOutcome::Accepted),
+                    "{}",
+                    b.bit
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn live_report() {
+        let checks = host_checks();
+        let get = |id: &str| {
+            checks
+                .iter()
+                .find(|c| c.id == id)
+                .unwrap_or_else(|| panic!("no {id}"))
+                .clone()
+        };
+        for c in &checks {
+            assert!(!c.reason.is_empty() && !c.reason.contains('\n'), "{c:?}");
+        }
+        if usable_kvm().is_none() {
+            return;
+        }
+        assert_eq!(get("cpu.kvm.device").status, Status::Pass);
+        assert_eq!(get("cpu.kvm.api_version").reason, "KVM API version 12");
+        if is_pvm_host() {
+            assert_eq!(get("cpu.smep").status, Status::Pass);
+            assert_eq!(get("cpu.smap").status, Status::Pass);
+            assert_eq!(get("cpu.hw_virt").status, Status::Info);
+            let smep = get("cpu.guest_smep");
+            assert_eq!(smep.status, Status::Warn);
+            assert_eq!(
+                smep.reason,
+                "KVM does not offer SMEP to guests although the host CPU has it, so a guest kernel \
+                 will not enable it; CR4 probe: KVM_SET_SREGS with CR4.SMEP accepted"
+            );
+            assert_eq!(get("cpu.guest_smap").status, Status::Warn);
+            assert_eq!(get("cpu.guest_umip").status, Status::Pass);
+            assert!(get("cpu.kvm.module").reason.starts_with("kvm_pvm "));
+        }
     }
 }
