@@ -621,28 +621,23 @@ fn check_name(name: &str, part: ContextPart) -> PartResult<()> {
 
 /// If the range is in translated (mcstrans) form, return it.
 ///
-/// A translated range contains a space (`Top Secret`) or has a level whose sensitivity is a
-/// word rather than `sN` (`SystemLow`, `SystemLow-SystemHigh`).
+/// A translated range names a level with a word (two or more letters, such as
+/// `SystemLow`, `SystemLow-SystemHigh`, `Top Secret`) where a raw one has `sN`.
 fn translated(range: &str) -> Option<String> {
-    let word_chars = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | ' ');
-    let allowed = |c: char| word_chars(c) || matches!(c, '-' | ':' | ',' | '.');
+    let allowed =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | ' ' | '-' | ':' | ',' | '.');
     if range.is_empty() || !range.chars().all(allowed) {
         return None;
     }
-    if range.contains(' ') {
-        return Some(range.to_owned());
-    }
-    let is_word_level = |level: &str| {
-        let sens = level.split(':').next().unwrap_or_default();
-        let mut chars = sens.chars();
-        match (chars.next(), chars.next()) {
-            (Some('s'), None) => false,
-            (Some('s'), Some(c)) if c.is_ascii_digit() => false,
-            (Some(c), _) if c.is_ascii_alphabetic() => sens.chars().all(word_chars),
-            _ => false,
-        }
+    let is_word = |t: &str| {
+        t.chars().filter(char::is_ascii_alphabetic).count() >= 2
+            && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
     };
-    if range.split('-').any(is_word_level) {
+    let sensitivity_word = range
+        .split('-')
+        .any(|level| is_word(level.split(':').next().unwrap_or_default()));
+    let spaced_words = range.contains(' ') && range.split([' ', '-', ':', ',']).any(is_word);
+    if sensitivity_word || spaced_words {
         Some(range.to_owned())
     } else {
         None

@@ -23,12 +23,21 @@
 //!   [`parse_mountinfo_line`].
 //! - **Host access**, each with a `..._at(root)` form for tests and other roots:
 //!   [`find_selinuxfs_at`], [`getenforce_at`], [`setenforce_at`], [`Selinuxfs`] (policy
-//!   version, MLS, deny_unknown, [`Selinuxfs::canonicalize_context`]); [`read_config_at`],
+//!   version, MLS, deny_unknown, [`Selinuxfs::canonicalize_context`]),
+//!   [`canonicalize_context`]; [`read_config_at`],
 //!   [`set_config_mode_at`] (atomic, comment-preserving, requests `/.autorelabel`);
 //!   [`process_label_at`], [`set_exec_label`]; [`file_label`], [`set_file_label`],
 //!   [`fd_label`].
-//! - **Operations**: [`McsAllocator`], [`GuestLabels`], [`label_images`] with
-//!   [`ImageLabelling::restore`]; [`report::host_checks`].
+//! - **Operations**: [`McsAllocator`] (seeded from running guests),
+//!   [`LabelTemplates`] (defaults or the policy's `virtual_*_context` files),
+//!   [`GuestLabels`], [`label_images`] with [`ImageLabelling::restore`];
+//!   [`report::host_checks`].
+//!
+//! # Testing and fuzzing
+//! Unit tests run against fake `/proc`, selinuxfs and `/etc` trees under a temporary root,
+//! real `security.selinux` xattrs on files they create, temporary ramfs/tmpfs mounts and a
+//! backing chain made by `qemu-img`. `fuzz/` holds `cargo fuzz` targets for context,
+//! config and mountinfo parsing.
 //!
 //! # Crate features
 //! - `serde` (off by default): `Serialize`/`Deserialize` for the public data types;
@@ -46,7 +55,8 @@
 //! - Categories are limited to `c0..c1023` and sensitivities to `s0..s65535`; only the
 //!   kernel knows whether a context is valid in the loaded policy
 //!   ([`Selinuxfs::canonicalize_context`]).
-//! - MCS reservations are in memory; original image labels are kept in the
+//! - The MCS allocator accepts ranges of two or more categories (libvirt insists on
+//!   eight); reservations are in memory; original image labels are kept in the
 //!   [`ImageLabelling`] value (serialisable), not in `trusted.*` xattrs as libvirt does.
 //! - No policy loading, booleans, AVC queries, `file_contexts` lookups (restorecon) or
 //!   `/proc/<pid>/attr/selinux/*` (LSM stacking) interfaces.

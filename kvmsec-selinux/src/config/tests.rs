@@ -334,3 +334,68 @@ fn missing_directory_is_an_io_error() {
         other => panic!("{other:?}"),
     }
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("SELINUX=enforcing".to_owned()),
+            Just("SELINUX=bogus".to_owned()),
+            Just(" SELINUX=permissive".to_owned()),
+            Just("selinuxtype=mls".to_owned()),
+            Just("SELINUXTYPE=\"targeted\"".to_owned()),
+            Just("# SELINUX=disabled".to_owned()),
+            Just(String::new()),
+            "[A-Za-z_=# \t\"]{0,20}",
+        ]
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        (
+            proptest::collection::vec(line(), 0..8),
+            prop_oneof![Just("\n"), Just("\r\n")],
+            any::<bool>(),
+        )
+            .prop_map(|(lines, eol, final_eol)| {
+                let mut t = lines.join(eol);
+                if final_eol && !t.is_empty() {
+                    t.push_str(eol);
+                }
+                t
+            })
+    }
+
+    fn mode() -> impl Strategy<Value = Mode> {
+        prop_oneof![
+            Just(Mode::Enforcing),
+            Just(Mode::Permissive),
+            Just(Mode::Disabled)
+        ]
+    }
+
+    proptest! {
+        /// An edit makes the new value the one libselinux reads, and keeps every line it
+        /// did not rewrite (the line count grows by at most one).
+        #[test]
+        fn edits_take_effect_and_keep_the_rest(text in text(), mode in mode()) {
+            let before = parse_config(&text);
+            let mut f = ConfigFile::new(text.clone());
+            f.set_mode(mode);
+            f.set_policy_type("mls").unwrap();
+            let after = f.parse();
+            prop_assert_eq!(after.mode, Some(mode));
+            prop_assert_eq!(after.policy_type.as_str(), "mls");
+            let old: Vec<&str> = text.lines().collect();
+            let new: Vec<&str> = f.text().lines().collect();
+            prop_assert!(new.len() <= old.len() + 2);
+            let changed = old.iter().zip(new.iter()).filter(|(a, b)| a != b).count();
+            prop_assert!(changed <= 2, "{} lines changed", changed);
+            // Unknown keys survive.
+            for e in before.entries.iter().filter(|e| !e.key.trim().eq_ignore_ascii_case("SELINUX") && !e.key.trim().eq_ignore_ascii_case("SELINUXTYPE")) {
+                prop_assert!(after.entries.iter().any(|a| a.key == e.key && a.value == e.value));
+            }
+        }
+    }
+}

@@ -190,6 +190,7 @@ fn translated_ranges_are_reported_as_translated() {
         ("system_u:object_r:etc_t:SystemLow", "SystemLow"),
         ("user_u:user_r:user_t:Top Secret", "Top Secret"),
         ("u:r:t:s0-SystemHigh", "s0-SystemHigh"),
+        ("u:r:t:s0:c0 - Top Secret", "s0:c0 - Top Secret"),
     ] {
         match SecurityContext::parse(input) {
             Err(Error::TranslatedContext { range: r, .. }) => assert_eq!(r, range),
