@@ -458,11 +458,18 @@ impl Header {
             let data_start = pos + 8;
             let data_end = data_start
                 .checked_add(len)
-                .filter(|&e| e <= ext_end && e <= first.len())
+                .filter(|&e| e <= ext_end)
                 .ok_or(Error::InvalidExtension {
                     kind,
                     reason: "length runs past the header cluster",
                 })?;
+            if data_end > first.len() {
+                return Err(Error::Truncated {
+                    what: "qcow2 header extension",
+                    needed: data_end as u64,
+                    file_len: first.len() as u64,
+                });
+            }
             if h.extensions.iter().any(|e| e.kind == kind) && kind != 0 {
                 let known = matches!(
                     kind,
