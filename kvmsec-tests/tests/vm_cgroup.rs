@@ -1,7 +1,7 @@
 //! kvmsec-cgroup on a pure cgroup v2 host, in the throw-away test VM: every
 //! controller, BFQ on a virtio disk, real processes.
 //!
-//! `vm_cgroup` (host) boots the VM with a 256 MiB virtio disk and runs this
+//! `vm_cgroup` (host) boots the VM with a 2 GiB (sparse) virtio disk and runs this
 //! binary's `guest_*` tests inside it; on the host those tests return at once.
 //! The guest mounts only cgroup2 (`cgroup_no_v1=all`) at `/sys/fs/cgroup`.
 //! Every setting made through the crate is also read back from the kernel's
@@ -33,7 +33,7 @@ fn vm_cgroup() {
         .expect("test executable")
         .filter("guest_")
         .min_passed(7)
-        .disk(256)
+        .disk(2048)
         .run(&assets)
         .expect("booting the test VM");
     report.assert_passed();
@@ -351,17 +351,24 @@ fn guest_bfq_weight_on_a_virtio_disk() {
         assert_eq!(raw(g, "io.weight"), "default 100");
     }
 
+    // BFQ's low_latency heuristics raise the weight of queues that look
+    // interactive or newly started; switch them off to see the configured
+    // weights alone.
+    fs::write("/sys/block/vda/queue/iosched/low_latency", "0").unwrap();
+
     // Two direct-I/O readers, one per group, on different halves of the disk.
-    let reader = |skip_blocks: u32| {
-        Proc::shell(&format!(
-            "while :; do dd if={DISK} of=/dev/null bs=64k iflag=direct \
-             skip={skip_blocks} count=1024 2>/dev/null; done"
-        ))
+    // Each is one long dd (a new process per chunk would start new queues);
+    // it sleeps first so that it is in its group before its first read.
+    let reader = |group: &Group, skip_blocks: u32| {
+        let p = Proc::shell(&format!(
+            "sleep 0.2; exec dd if={DISK} of=/dev/null bs=64k iflag=direct \
+             skip={skip_blocks} count=16384 2>/dev/null"
+        ));
+        group.move_process(p.pid()).unwrap();
+        p
     };
-    let a = reader(0);
-    let b = reader(2048);
-    hi.move_process(a.pid()).unwrap();
-    lo.move_process(b.pid()).unwrap();
+    let a = reader(&hi, 0);
+    let b = reader(&lo, 16384);
     let dev = disk();
     let rbytes = |g: &Group| {
         g.io_stat()
@@ -370,7 +377,7 @@ fn guest_bfq_weight_on_a_virtio_disk() {
             .get(&dev)
             .map_or(0, |c| c.rbytes)
     };
-    thread::sleep(Duration::from_millis(300));
+    thread::sleep(Duration::from_millis(700));
     let before = (rbytes(&hi), rbytes(&lo));
     thread::sleep(Duration::from_secs(3));
     let after = (rbytes(&hi), rbytes(&lo));
@@ -383,9 +390,13 @@ fn guest_bfq_weight_on_a_virtio_disk() {
         l as f64 / 1048576.0
     );
     assert!(h > 0 && l > 0, "both readers must make progress");
+    // Measured here: 11-16:1 (BFQ serves the heavier queue's whole budget
+    // while the lighter one waits, so the light group gets a little less than
+    // its tenth). Bounds leave room for a loaded CI host without accepting
+    // "no effect" or starvation.
     assert!(
-        ratio >= 3.0,
-        "expected the heavier group to get clearly more, got {ratio:.2}"
+        (4.0..=30.0).contains(&ratio),
+        "expected roughly 10:1, got {ratio:.2}"
     );
 }
 
