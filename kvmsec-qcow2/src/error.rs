@@ -200,6 +200,18 @@ pub enum Error {
         /// The error reported by the generator.
         reason: String,
     },
+    /// A read or write of the LUKS region falls outside it.
+    #[error(
+        "LUKS region access of {len} bytes at offset {offset} is outside the {size}-byte region"
+    )]
+    LuksRegionBounds {
+        /// Offset from the start of the LUKS header.
+        offset: u64,
+        /// Length of the access.
+        len: u64,
+        /// Size of the region.
+        size: u64,
+    },
     // ---- end of crypto variants ----
 }
 

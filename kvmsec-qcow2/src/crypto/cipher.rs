@@ -440,7 +440,6 @@ impl SectorCipher {
     /// Like [`encrypt`](Self::encrypt)/[`decrypt`](Self::decrypt) but the last sector may be
     /// short, as long as it is a whole number of 16-byte blocks. QEMU processes LUKS key
     /// material that way (AES-192 CBC material is 96000 bytes = 187.5 sectors).
-    #[cfg_attr(not(test), allow(dead_code))] // used by the LUKS key-material code
     pub(crate) fn crypt_partial(&self, first_sector: u64, buf: &mut [u8], enc: bool) -> Result<()> {
         if !buf.len().is_multiple_of(16) {
             return Err(Error::SectorAlignment { len: buf.len() });
