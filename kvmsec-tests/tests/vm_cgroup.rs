@@ -32,7 +32,7 @@ fn vm_cgroup() {
     let report = GuestTests::new(SUITE)
         .expect("test executable")
         .filter("guest_")
-        .min_passed(7)
+        .min_passed(8)
         .disk(2048)
         .run(&assets)
         .expect("booting the test VM");
@@ -426,4 +426,39 @@ fn guest_freeze_thaw_and_kill() {
         !g.is_populated().unwrap()
     });
     assert!(raw(&g, "cgroup.events").contains("populated 0"));
+}
+
+#[test]
+fn guest_report_on_a_pure_v2_host() {
+    if !vmrig::in_guest(SUITE) {
+        return;
+    }
+    let checks = kvmsec_cgroup::report::host_checks();
+    for c in &checks {
+        println!("{} {} ({}): {}", c.status, c.id, c.title, c.reason);
+    }
+    let status = |id: &str| {
+        checks
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| c.status)
+            .unwrap_or_else(|| panic!("no check {id}"))
+    };
+    for id in [
+        "cgroup.cpu",
+        "cgroup.cpuset",
+        "cgroup.memory",
+        "cgroup.io",
+        "cgroup.pids",
+    ] {
+        assert_eq!(status(id), kvmsec_cgroup::report::Status::Pass, "{id}");
+    }
+    let layout = checks.iter().find(|c| c.id == "cgroup.layout").unwrap();
+    assert!(layout.reason.contains("v2"), "{layout:?}");
+    assert!(
+        checks
+            .iter()
+            .all(|c| c.status != kvmsec_cgroup::report::Status::Fail),
+        "no check fails on a pure v2 host with every controller"
+    );
 }

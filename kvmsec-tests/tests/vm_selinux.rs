@@ -31,7 +31,7 @@ fn vm_selinux() {
     let report = GuestTests::new(SUITE)
         .expect("test executable")
         .filter("guest_")
-        .min_passed(6)
+        .min_passed(7)
         .run(&assets)
         .expect("booting the test VM");
     report.assert_passed();
@@ -487,4 +487,37 @@ fn guest_svirt_labels_confine_guests_when_enforcing() {
     assert_eq!(file_label(&a_img, Symlink::Follow).unwrap(), original);
     a.release(&mut mcs);
     b.release(&mut mcs);
+}
+
+#[test]
+fn guest_report_follows_the_kernel_mode() {
+    if !vmrig::in_guest(SUITE) {
+        return;
+    }
+    use kvmsec_selinux::report::{Status, host_checks};
+    let mode = |checks: &[kvmsec_selinux::report::Check]| {
+        checks
+            .iter()
+            .find(|c| c.id == "selinux.mode")
+            .map(|c| c.status)
+            .expect("a selinux.mode check")
+    };
+    let permissive = host_checks();
+    for c in &permissive {
+        println!(
+            "permissive: {} {} ({}): {}",
+            c.status, c.id, c.title, c.reason
+        );
+    }
+    assert_eq!(mode(&permissive), Status::Warn);
+    let _enforcing = Enforcing::start();
+    let enforcing = host_checks();
+    for c in &enforcing {
+        println!(
+            "enforcing: {} {} ({}): {}",
+            c.status, c.id, c.title, c.reason
+        );
+    }
+    assert_eq!(mode(&enforcing), Status::Pass);
+    assert!(enforcing.iter().all(|c| c.status != Status::Fail));
 }
