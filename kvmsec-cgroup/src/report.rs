@@ -144,7 +144,7 @@ pub fn host_checks_at(root: &Path) -> Vec<Check> {
             Ok(ms) => {
                 let parts: Vec<String> = ms
                     .iter()
-                    .filter(|m| m.path != "/" || m.is_v2())
+                    .filter(|m| m.path != "/")
                     .map(|m| {
                         let label = if m.is_v2() {
                             "v2".to_string()

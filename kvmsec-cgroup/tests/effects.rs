@@ -69,8 +69,10 @@ fn effect_cpu_weight_ten_to_one() {
     assert!((6.0..=16.0).contains(&ratio), "ratio {ratio:.2}");
 }
 
-/// Two direct-I/O writers on a loop device, in groups throttled to 20 MB/s and 2 MB/s:
+/// Two direct-I/O writers on a loop device, in groups throttled to 5 MB/s and 0.5 MB/s:
 /// measured ~10:1. (This kernel's blkio has no weight files; throttling gives the split.)
+/// The limits stay well below what a loop device sustains on a busy 2-core machine, so the
+/// throttle, not the device, sets the pace; the image lives in /dev/shm when there is one.
 #[test]
 fn effect_blkio_throttle_ten_to_one() {
     let Some(host) = live_host() else { return };
@@ -80,7 +82,11 @@ fn effect_blkio_throttle_ten_to_one() {
     }
     let _lock = serial();
     let mut s = Scratch::default();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = if Path::new("/dev/shm").is_dir() {
+        tempfile::tempdir_in("/dev/shm").unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
     let dev = common::loop_device(&mut s, tmp.path(), 512 << 20);
     let num = DeviceNumber::of_block_device(Path::new(&dev)).unwrap();
     let top = unique_name();
@@ -89,7 +95,7 @@ fn effect_blkio_throttle_ten_to_one() {
     let slow = s.create(&host, &top, Some("slow"), &ctrls);
     const MB: u64 = 1_000_000;
     let mut starters = Vec::new();
-    for (i, (set, bps)) in [(&fast, 20 * MB), (&slow, 2 * MB)].into_iter().enumerate() {
+    for (i, (set, bps)) in [(&fast, 5 * MB), (&slow, MB / 2)].into_iter().enumerate() {
         set.group(&Controller::Io)
             .unwrap()
             .set_io_limits(
@@ -138,8 +144,8 @@ fn effect_blkio_throttle_ten_to_one() {
     eprintln!("written: fast {fw} B, slow {sw} B, ratio {ratio:.2}");
     assert!(sw > 0 && fw > 0);
     assert!((6.0..=16.0).contains(&ratio), "ratio {ratio:.2}");
-    // The slow group stayed near its limit (2 MB/s over ~3 s, plus one throttle slice).
-    assert!(sw <= 10 * MB, "slow wrote {sw}");
+    // The slow group stayed near its limit (0.5 MB/s over ~3 s, plus a throttle slice).
+    assert!(sw <= 3 * MB, "slow wrote {sw}");
 }
 
 fn freezer_effect(g: &Group, pid: u32) {
