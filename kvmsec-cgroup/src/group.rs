@@ -613,6 +613,47 @@ mod tests {
         assert!(rmdir_with_retry(&h.dir().join("nope"), Duration::from_millis(10)).is_ok());
     }
 
+    /// Issue 9 case 10, the retry itself: a directory that answers EBUSY (here: a mount
+    /// point, as root) is retried until it clears, and given up after the bound.
+    #[test]
+    fn case10_ebusy_retried_until_clear_then_bounded() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipping: mounting a tmpfs to provoke EBUSY needs root");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("busy");
+        fs::create_dir(&dir).unwrap();
+        let mount = |d: &Path| {
+            nix::mount::mount(
+                Some("none"),
+                d,
+                Some("tmpfs"),
+                nix::mount::MsFlags::empty(),
+                None::<&str>,
+            )
+            .unwrap()
+        };
+        mount(&dir);
+        let start = Instant::now();
+        match rmdir_with_retry(&dir, Duration::from_millis(150)) {
+            Err(Error::RemoveBusy { waited, .. }) => assert!(waited >= Duration::from_millis(150)),
+            other => panic!("{other:?}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(1));
+
+        // Busy for ~100 ms, then clear: removal succeeds within the bound.
+        let d2 = dir.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            nix::mount::umount2(&d2, nix::mount::MntFlags::MNT_DETACH).unwrap();
+        });
+        rmdir_with_retry(&dir, Duration::from_secs(5)).unwrap();
+        t.join().unwrap();
+        assert!(!dir.exists());
+    }
+
     #[test]
     fn control_file_names_are_checked() {
         let tmp = tempfile::tempdir().unwrap();
