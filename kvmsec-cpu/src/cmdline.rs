@@ -184,3 +184,25 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(text in "\\PC{0,300}") {
+            let c = KernelCmdline::parse(&text);
+            for f in Feature::ALL {
+                let _ = c.disables(*f);
+            }
+        }
+
+        #[test]
+        fn clearcpuid_lists_never_panic(items in "clearcpuid=([a-z0-9_]{0,8},){0,6}[0-9]{0,12}") {
+            let c = KernelCmdline::parse(&items);
+            let _ = c.disables(Feature::Smep);
+        }
+    }
+}

@@ -10,7 +10,8 @@
 //! - [`CpuidSnapshot`] holds CPUID answers from any source (this CPU, KVM, a saved dump) and
 //!   [`CpuidReport`] decodes them, so the host and guest views go through one decoder.
 //! - [`CpuInfo`] parses `/proc/cpuinfo` (x86, arm64, hybrid cores), [`KernelCmdline`] says
-//!   which boot parameter turned a feature off, [`VulnStatus`] parses the vulnerability files.
+//!   which boot parameter turned a feature off, [`FeatureComparison`] sets CPUID against
+//!   cpuinfo, and [`VulnStatus`] parses the vulnerability files.
 //! - [`KvmDevice`], [`KvmModules`], [`GuestCpuid`] and [`Cr4Probe`] ask `/dev/kvm`.
 //! - [`report`] turns all of it into the CPU section of a host report.
 //!
@@ -67,6 +68,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cmdline;
+mod compare;
 mod cpuid;
 mod cpuinfo;
 mod error;
@@ -76,6 +78,7 @@ pub mod report;
 mod vuln;
 
 pub use cmdline::KernelCmdline;
+pub use compare::{FeatureComparison, FeatureVerdict};
 pub use cpuid::{
     CpuidBit, CpuidEntry, CpuidRegister, CpuidRegs, CpuidReport, CpuidSnapshot, Feature,
     HypervisorInfo,

@@ -167,7 +167,7 @@ bitflags::bitflags! {
     /// Bit 32 (`FRED`) is above what QEMU's `info registers` prints (it shows CR4 as 32 bits).
     ///
     /// # References
-    /// - Intel SDM Vol. 3A §2.5 "Control Registers" (Table 2-? "CR4 bits"), and the FRED
+    /// - Intel SDM Vol. 3A §2.5 "Control Registers", and the FRED
     ///   and LASS/LAM specifications for bits 27, 28 and 32.
     /// - AMD APM Vol. 2 §3.1.3 "CR4 Register".
     /// - Linux `arch/x86/include/uapi/asm/processor-flags.h`.
@@ -352,7 +352,7 @@ bitflags::bitflags! {
     ///
     /// # References
     /// - Intel SDM Vol. 1 §13.3 "Enabling the XSAVE Feature Set and XSAVE-Enabled Features".
-    /// - AMD APM Vol. 2 §11.5.2 "XFEATURE_ENABLED_MASK".
+    /// - AMD APM Vol. 2 §11.5 "XSAVE/XRSTOR Instructions".
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
     #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
     pub struct Xcr0: u64 {

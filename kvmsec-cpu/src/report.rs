@@ -13,10 +13,10 @@
 //! | `cpu.smep`, `cpu.smap`, `cpu.umip` | present and enabled | kernel turned it off; absent (older CPU); cores differ | | not applicable / not checked |
 //! | `cpu.pku` | present and enabled | kernel turned it off; cores differ | | absent (user-space feature) |
 //! | `cpu.vuln.<file>` | not affected, mitigated | mitigated with a residual risk (`SMT vulnerable`) | vulnerable | unknown wording |
-//! | `cpu.kvm.device` | usable | present but not openable by this user | absent | not checked |
+//! | `cpu.kvm.device` | usable | not a device, or opening failed | absent | not checked (e.g. permission denied) |
 //! | `cpu.kvm.api_version` | | | | the version |
 //! | `cpu.kvm.module`, `cpu.kvm.nested` | | | | the module / nested state |
-//! | `cpu.hw_virt` | `vmx`/`svm` flag | no flag and no usable `/dev/kvm` | | no flag but `/dev/kvm` works |
+//! | `cpu.hw_virt` | `vmx`/`svm` flag | no flag and no `/dev/kvm` | | no flag but `/dev/kvm` works; not checked |
 //! | `cpu.kvm.sev*` | enabled and in CPUID | | enabled but CPUID lacks it (conflict) | disabled |
 //! | `cpu.guest_smep`, `cpu.guest_smap`, `cpu.guest_umip` | KVM offers it | KVM does not offer it | | not checked |
 //!
@@ -28,6 +28,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::cmdline::KernelCmdline;
+use crate::compare::{FeatureComparison, FeatureVerdict};
 use crate::cpuid::{CpuidReport, CpuidSnapshot, Feature};
 use crate::cpuinfo::{CpuArch, CpuInfo};
 use crate::kvm::{
@@ -121,7 +122,7 @@ impl HostFacts {
             .map_err(|e| e.to_string());
         let device = KvmDevice::probe_at(root);
         let usable = device.access == KvmAccess::Usable;
-        let not_usable = format!("/dev/kvm is not usable ({})", access_text(&device.access));
+        let not_usable = format!("/dev/kvm is not usable: {}", access_text(&device.access));
         facts.guest_cpuid = if usable {
             GuestCpuid::query(&device.path).map_err(|e| e.to_string())
         } else {
@@ -236,110 +237,93 @@ impl HostFacts {
         let id = format!("cpu.{}", feature.id());
         let title = feature.label();
         let flag = feature.cpuinfo_flag().unwrap_or(feature.id());
-        let cpuinfo_arch = self.cpuinfo.as_ref().ok().map(|c| c.arch);
-        if matches!(cpuinfo_arch, Some(a) if a != CpuArch::X86) && self.cpuid.is_err() {
-            return check(
-                id,
-                title,
-                Status::Info,
-                format!("not applicable: {title} is an x86 feature and this CPU is not x86"),
-            );
-        }
-        let by_cpuid = self.cpuid.as_ref().ok().map(|c| c.has(feature));
-        let info = self.x86_cpuinfo();
-        let by_cpuinfo = info.map(|c| c.has_x86_flag(flag));
-        let lacking = info.map(|c| c.processors_lacking(flag)).unwrap_or_default();
-        let some_cores = info.is_some_and(|c| lacking.len() < c.processors.len());
-        let disabled_by = self.cmdline.as_ref().ok().and_then(|c| c.disables(feature));
+        let cmp = FeatureComparison::new(
+            feature,
+            self.cpuid.as_ref().ok(),
+            self.cpuinfo.as_ref().ok(),
+            self.cmdline.as_ref().ok(),
+        );
         let cpuid_note = match &self.cpuid {
             Ok(_) => String::new(),
             Err(e) => format!("; CPUID not checked: {e}"),
         };
-
-        match (by_cpuid, by_cpuinfo) {
-            (None, None) => {
+        let (status, reason) = match cmp.verdict {
+            FeatureVerdict::NotX86 => (
+                Status::Info,
+                format!("not applicable: {title} is an x86 feature and this CPU is not x86"),
+            ),
+            FeatureVerdict::Unknown => {
                 let why = match (&self.cpuid, &self.cpuinfo) {
                     (Err(a), Err(b)) => format!("not checked: {a}; {b}"),
                     (Err(a), Ok(_)) => format!("not checked: {a}"),
-                    _ => "not checked".into(),
+                    _ => "not checked: neither CPUID nor /proc/cpuinfo answered".into(),
                 };
-                check(id, title, Status::Info, why)
+                (Status::Info, why)
             }
-            (_, Some(false)) if some_cores => check(
-                id,
-                title,
+            FeatureVerdict::CoresDiffer { lacking } => (
                 Status::Warn,
                 format!(
                     "cores differ: processors {} lack the `{flag}` flag",
                     join_numbers(&lacking)
                 ),
             ),
-            (Some(true), Some(true)) => check(
-                id,
-                title,
-                Status::Pass,
-                format!(
-                    "CPUID reports {title} and the kernel enabled it (`{flag}` in /proc/cpuinfo)"
+            FeatureVerdict::Enabled => match (cmp.cpuid, cmp.cpuinfo) {
+                (Some(true), Some(true)) => (
+                    Status::Pass,
+                    format!(
+                        "CPUID reports {title} and the kernel enabled it (`{flag}` in /proc/cpuinfo)"
+                    ),
                 ),
-            ),
-            (None, Some(true)) => check(
-                id,
-                title,
-                Status::Pass,
-                format!("the kernel enabled {title} (`{flag}` in /proc/cpuinfo){cpuid_note}"),
-            ),
-            (Some(true), None) => check(
-                id,
-                title,
-                Status::Pass,
-                format!(
-                    "CPUID reports {title}; /proc/cpuinfo not checked: {}",
-                    self.cpuinfo_problem()
+                (_, Some(true)) => (
+                    Status::Pass,
+                    format!("the kernel enabled {title} (`{flag}` in /proc/cpuinfo){cpuid_note}"),
                 ),
-            ),
-            (Some(true), Some(false)) => {
-                let why = match disabled_by {
-                    Some(p) => format!("the kernel command line turned it off (`{p}`)"),
-                    None => "no command-line parameter explains it (kernel built without support?)"
-                        .into(),
-                };
-                check(
-                    id,
-                    title,
+                _ => (
+                    Status::Pass,
+                    format!(
+                        "CPUID reports {title}; /proc/cpuinfo not checked: {}",
+                        self.cpuinfo_problem()
+                    ),
+                ),
+            },
+            FeatureVerdict::DisabledByKernel { parameter } => match (cmp.cpuid, parameter) {
+                (Some(true), Some(p)) => (
                     Status::Warn,
-                    format!("the CPU has {title} (CPUID) but the kernel disabled it: {why}"),
-                )
-            }
-            (None, Some(false)) if disabled_by.is_some() => check(
-                id,
-                title,
-                Status::Warn,
-                format!(
-                    "the kernel command line turned {title} off (`{}`){cpuid_note}",
-                    disabled_by.unwrap_or_default()
+                    format!(
+                        "the CPU has {title} (CPUID) but the kernel disabled it: the kernel \
+                         command line turned it off (`{p}`)"
+                    ),
                 ),
-            ),
-            (Some(false), Some(true)) => check(
-                id,
-                title,
+                (Some(true), None) => (
+                    Status::Warn,
+                    format!(
+                        "the CPU has {title} (CPUID) but the kernel disabled it: no \
+                         command-line parameter explains it (kernel built without support?)"
+                    ),
+                ),
+                (_, p) => (
+                    Status::Warn,
+                    format!(
+                        "the kernel command line turned {title} off (`{}`){cpuid_note}",
+                        p.unwrap_or_default()
+                    ),
+                ),
+            },
+            FeatureVerdict::ListedWithoutCpuid => (
                 Status::Warn,
                 format!("/proc/cpuinfo lists `{flag}` but CPUID does not report {title} now"),
             ),
-            (Some(false), _) => check(
-                id,
-                title,
-                absent,
-                format!("the CPU does not report {title} (CPUID)"),
-            ),
-            (None, Some(false)) => check(
-                id,
-                title,
-                absent,
-                format!(
-                    "/proc/cpuinfo lacks `{flag}` and no boot parameter turned it off{cpuid_note}"
+            FeatureVerdict::Absent => match cmp.cpuid {
+                Some(_) => (absent, format!("the CPU does not report {title} (CPUID)")),
+                None => (
+                    absent,
+                    format!(
+                        "/proc/cpuinfo lacks `{flag}` and no boot parameter turned it off{cpuid_note}"
+                    ),
                 ),
-            ),
-        }
+            },
+        };
+        check(id, title, status, reason)
     }
 
     fn cpuinfo_problem(&self) -> String {
@@ -405,6 +389,14 @@ impl HostFacts {
                 KvmAccess::Absent => (
                     Status::Fail,
                     format!("{} does not exist: KVM is not available", d.path.display()),
+                ),
+                KvmAccess::PermissionDenied => (
+                    Status::Info,
+                    format!(
+                        "not checked: {} exists but {}",
+                        d.path.display(),
+                        access_text(&d.access)
+                    ),
                 ),
                 other => (
                     Status::Warn,
@@ -489,12 +481,17 @@ impl HostFacts {
                     module.map_or("unknown module", |m| m.name.as_str())
                 ),
             ),
-            (Some(false), false) if self.kvm_device.is_err() => (
-                Status::Info,
-                "cpuinfo lists neither vmx nor svm; /dev/kvm not checked, so KVM may still \
-                 work (software or nested KVM)"
-                    .to_string(),
-            ),
+            (Some(false), false)
+                if self.kvm_device.is_err()
+                    || matches!(&self.kvm_device, Ok(d) if d.access == KvmAccess::PermissionDenied) =>
+            {
+                (
+                    Status::Info,
+                    "not checked: cpuinfo lists neither vmx nor svm, and whether /dev/kvm works \
+                     could not be checked (software or nested KVM needs neither flag)"
+                        .to_string(),
+                )
+            }
             (Some(false), false) => (
                 Status::Warn,
                 "cpuinfo lists neither vmx nor svm and /dev/kvm is not usable".to_string(),
@@ -618,7 +615,7 @@ fn access_text(access: &KvmAccess) -> String {
         KvmAccess::Absent => "it does not exist".into(),
         KvmAccess::NotADevice => "it is not a character device".into(),
         KvmAccess::PermissionDenied => {
-            "this user may not open it (permission denied; not root, not in the kvm group)".into()
+            "this user may not open it: permission denied (run as root or in the kvm group)".into()
         }
         KvmAccess::OpenFailed(e) => format!("opening it failed: {e}"),
         KvmAccess::Usable => "it is usable".into(),
@@ -649,5 +646,48 @@ pub fn host_checks_at(root: &Path) -> Vec<Check> {
         host_checks()
     } else {
         HostFacts::gather_files(root).checks()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_displays_upper_case() {
+        let all = [Status::Pass, Status::Warn, Status::Fail, Status::Info];
+        let shown: Vec<String> = all.iter().map(Status::to_string).collect();
+        assert_eq!(shown, ["PASS", "WARN", "FAIL", "INFO"]);
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn serde_forms() {
+        let c = Check {
+            id: "cpu.smep".into(),
+            title: "SMEP".into(),
+            status: Status::Pass,
+            reason: "ok".into(),
+        };
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            json,
+            r#"{"id":"cpu.smep","title":"SMEP","status":"PASS","reason":"ok"}"#
+        );
+        assert_eq!(serde_json::from_str::<Check>(&json).unwrap(), c);
+
+        let cr4 = Cr4::from_raw(0x3706f0 | (1 << 26));
+        let back: Cr4 = serde_json::from_str(&serde_json::to_string(&cr4).unwrap()).unwrap();
+        assert_eq!(back, cr4);
+
+        let snap = CpuidSnapshot::parse_dump(
+            "0 0: eax=0xd ebx=0x756e6547 ecx=0x6c65746e edx=0x49656e69\n\
+             7 0: eax=0 ebx=0x80 ecx=0 edx=0\n",
+        )
+        .unwrap();
+        let report = snap.decode();
+        let back: CpuidReport =
+            serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
+        assert_eq!(back, report);
     }
 }

@@ -225,7 +225,20 @@ fn case16_dev_kvm_without_vmx_or_svm_is_usable() {
         "{checks:#?}"
     );
 
-    // Without a usable device it is a warning, and only then.
+    // An unprivileged user cannot open /dev/kvm: not checked, never "KVM unusable".
+    facts.kvm_device = Ok(KvmDevice {
+        path: "/dev/kvm".into(),
+        access: KvmAccess::PermissionDenied,
+        api_version: None,
+    });
+    let checks = facts.checks();
+    for id in ["cpu.kvm.device", "cpu.hw_virt", "cpu.kvm.api_version"] {
+        let c = find(&checks, id);
+        assert_eq!(c.status, Status::Info, "{id}");
+        assert!(c.reason.starts_with("not checked: "), "{c:?}");
+    }
+
+    // Without a device at all it is a warning, and only then.
     facts.kvm_device = Ok(KvmDevice {
         path: "/dev/kvm".into(),
         access: KvmAccess::Absent,
