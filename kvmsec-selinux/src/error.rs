@@ -163,7 +163,7 @@ impl fmt::Display for DisabledReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             DisabledReason::NotInKernel => {
-                "no selinuxfs mounted (the kernel does not provide selinuxfs: SELinux is not enabled at boot)"
+                "no selinuxfs mounted: the kernel does not provide it, SELinux is not enabled at boot"
             }
             DisabledReason::NotMounted => "no selinuxfs mounted",
             DisabledReason::NoPolicyLoaded => "selinuxfs is mounted but no policy is loaded",

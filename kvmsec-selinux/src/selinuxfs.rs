@@ -37,7 +37,7 @@ pub enum Mode {
 
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             Mode::Enforcing => "Enforcing",
             Mode::Permissive => "Permissive",
             Mode::Disabled => "Disabled",
@@ -57,7 +57,7 @@ pub enum EnforceMode {
 
 impl fmt::Display for EnforceMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             EnforceMode::Enforcing => "Enforcing",
             EnforceMode::Permissive => "Permissive",
         })

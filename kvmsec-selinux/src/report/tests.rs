@@ -72,8 +72,8 @@ fn case22_config_enforcing_but_no_selinuxfs() {
     assert_eq!(mode.status, Status::Warn);
     assert_eq!(
         mode.reason,
-        "Disabled: no selinuxfs mounted (the kernel does not provide selinuxfs: SELinux is not \
-         enabled at boot); no sVirt isolation of guests"
+        "Disabled: no selinuxfs mounted: the kernel does not provide it, SELinux is not \
+         enabled at boot; no sVirt isolation of guests"
     );
     let config = find(&checks, "selinux.config");
     assert_eq!(
@@ -84,9 +84,8 @@ fn case22_config_enforcing_but_no_selinuxfs() {
     assert_eq!(agree.status, Status::Warn);
     assert_eq!(
         agree.reason,
-        "live Disabled (no selinuxfs mounted (the kernel does not provide selinuxfs: SELinux \
-         is not enabled at boot)), config says enforcing (boot-time intent, applies at next \
-         boot)"
+        "live Disabled (no selinuxfs mounted: the kernel does not provide it, SELinux is not \
+         enabled at boot), config says enforcing (boot-time intent, applies at next boot)"
     );
     assert_eq!(find(&checks, "selinux.policy").status, Status::Info);
 }
@@ -167,6 +166,7 @@ fn status_display() {
         .map(ToString::to_string)
         .collect();
     assert_eq!(s, ["PASS", "WARN", "FAIL", "INFO"]);
+    assert_eq!(format!("[{:<6}]", Status::Pass), "[PASS  ]");
 }
 
 #[cfg(feature = "serde")]
