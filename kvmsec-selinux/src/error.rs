@@ -343,7 +343,7 @@ impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
         let path = path.into();
         match source.raw_os_error() {
-            Some(libc::EOPNOTSUPP) => Error::NoXattrSupport { path },
+            Some(libc::EOPNOTSUPP) if op.ends_with("xattr") => Error::NoXattrSupport { path },
             Some(libc::EROFS) => Error::ReadOnlyFilesystem { path },
             Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied { op, path },
             _ => Error::Io { op, path, source },

@@ -97,6 +97,30 @@ mod tests {
         assert_eq!(parse_mountinfo_line(a).unwrap().mount_point, "/a b\\c");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_lines_never_panic(line in "[ -~\\\\]{0,80}") {
+            let _ = parse_mountinfo_line(&line);
+        }
+
+        #[test]
+        fn escaped_mount_points_round_trip(point in "/[a-z \t\\\\]{0,20}") {
+            let escaped: String = point
+                .chars()
+                .map(|c| match c {
+                    ' ' => "\\040".to_owned(),
+                    '\t' => "\\011".to_owned(),
+                    '\\' => "\\134".to_owned(),
+                    c => c.to_string(),
+                })
+                .collect();
+            let line = format!("1 2 0:1 / {escaped} rw shared:1 master:2 - selinuxfs none rw");
+            let m = parse_mountinfo_line(&line).unwrap();
+            proptest::prop_assert_eq!(m.mount_point, point);
+            proptest::prop_assert_eq!(m.fs_type, "selinuxfs");
+        }
+    }
+
     #[test]
     fn garbage_is_none() {
         assert_eq!(parse_mountinfo_line(""), None);

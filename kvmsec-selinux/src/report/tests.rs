@@ -67,6 +67,17 @@ fn case22_config_enforcing_but_no_selinuxfs() {
         "etc/selinux/config",
         "SELINUX=enforcing\nSELINUXTYPE=targeted\n",
     );
+    // The live state comes from selinuxfs alone; the config is read as the boot-time intent.
+    assert_eq!(
+        crate::getenforce_at(h.root()).unwrap(),
+        crate::SelinuxState::Disabled {
+            reason: crate::DisabledReason::NotInKernel
+        }
+    );
+    assert_eq!(
+        read_config_at(h.root()).unwrap().unwrap().mode,
+        Some(Mode::Enforcing)
+    );
     let checks = host_checks_at(h.root());
     let mode = find(&checks, "selinux.mode");
     assert_eq!(mode.status, Status::Warn);
