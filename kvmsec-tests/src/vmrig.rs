@@ -67,12 +67,17 @@ pub enum Error {
     Invalid(String),
 }
 
+/// Environment variable that turns missing VM assets from a skip into a
+/// failure (any value but empty or `0`); CI sets it after fetching them.
+pub const REQUIRED_ENV: &str = "KVMSEC_VM_REQUIRED";
+
 /// The assets for a host-side VM test, or `None` (after printing why) when
 /// the test should skip: inside the VM itself, or when no assets were fetched.
 ///
 /// # Panics
-/// When an asset directory exists but is incomplete or inconsistent: that is
-/// a broken setup, not a reason to skip.
+/// When an asset directory exists but is incomplete or inconsistent (a broken
+/// setup, not a reason to skip), and when assets are missing while
+/// `KVMSEC_VM_REQUIRED` is set.
 pub fn assets_or_skip(test: &str) -> Option<Assets> {
     if guest_suite().is_some() {
         return None;
@@ -80,12 +85,17 @@ pub fn assets_or_skip(test: &str) -> Option<Assets> {
     match Assets::find() {
         Ok(Some(assets)) => Some(assets),
         Ok(None) => {
-            eprintln!(
-                "{test}: skipped: no VM assets in {} (set {} or run scripts/vmrig-fetch; \
+            let why = format!(
+                "no VM assets in {} (set {} or run scripts/vmrig-fetch; \
                  see kvmsec-tests/vmrig/README.md)",
                 Assets::default_dir().display(),
                 assets::ASSETS_ENV
             );
+            let required = std::env::var(REQUIRED_ENV).is_ok_and(|v| !v.is_empty() && v != "0");
+            if required {
+                panic!("{test}: {why}, and {REQUIRED_ENV} is set");
+            }
+            eprintln!("{test}: skipped: {why}");
             None
         }
         Err(e) => panic!("{test}: VM assets unusable: {e}"),
