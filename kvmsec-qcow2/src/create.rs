@@ -24,6 +24,13 @@ pub struct BackingFile {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Encryption {
+    /// LUKS1 inside the image, as `qemu-img create -o encrypt.format=luks` writes it.
+    Luks {
+        /// The passphrase for key slot 0.
+        passphrase: Passphrase,
+        /// Cipher, mode, IV generator, hash and PBKDF2 iterations.
+        options: crate::crypto::LuksOptions,
+    },
     /// The legacy AES-128-CBC method. **Broken** (see
     /// [`crypto::legacy_aes_cipher`](crate::crypto::legacy_aes_cipher)): only for tests and
     /// for producing images that old tools need. `acknowledge_broken` must be `true`.
@@ -36,9 +43,19 @@ pub enum Encryption {
 }
 
 impl Encryption {
+    /// LUKS with QEMU's defaults (AES-256-XTS, plain64, SHA-256, 2 s PBKDF2 calibration).
+    pub fn luks(passphrase: Passphrase) -> Self {
+        Encryption::Luks {
+            passphrase,
+            options: crate::crypto::LuksOptions::default(),
+        }
+    }
+
     pub(crate) fn passphrase(&self) -> &Passphrase {
         match self {
-            Encryption::LegacyAes { passphrase, .. } => passphrase,
+            Encryption::Luks { passphrase, .. } | Encryption::LegacyAes { passphrase, .. } => {
+                passphrase
+            }
         }
     }
 }
@@ -190,18 +207,35 @@ impl Drop for TempFile {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn create(path: impl AsRef<Path>, opts: &CreateOptions) -> Result<Image> {
+    let mut open = OpenOptions::new();
+    if let Some(e) = &opts.encryption {
+        open = open.passphrase(e.passphrase().clone());
+    }
+    create_with(path, opts, open)
+}
+
+/// [`create`], opening the new image's backing chain with `open` (for backing files that need
+/// their own passphrases, or other limits). The new image itself is not unlocked again: the
+/// cipher from formatting is reused, so PBKDF2 runs once. If the chain cannot be opened,
+/// nothing is created.
+pub fn create_with(
+    path: impl AsRef<Path>,
+    opts: &CreateOptions,
+    open: OpenOptions<'_>,
+) -> Result<Image> {
     let path = path.as_ref();
     let tmp = TempFile::new(path)?;
-    build(&tmp.path, opts)?;
-    tmp.persist()?;
-    let mut o = OpenOptions::new().write(true);
-    if let Some(e) = &opts.encryption {
-        o = o.passphrase(e.passphrase().clone());
-        if matches!(e, Encryption::LegacyAes { .. }) {
-            o = o.allow_legacy_aes_write(true);
-        }
+    let mut built = build(&tmp.path, opts)?;
+    let mut o = open.write(true);
+    o.top_crypt = built.crypt.take();
+    if let Some(Encryption::LegacyAes { .. }) = &opts.encryption {
+        o = o.allow_legacy_aes_write(true);
     }
-    o.open(path)
+    drop(built);
+    let mut img = o.open(&tmp.path)?;
+    tmp.persist()?;
+    img.set_path(path);
+    Ok(img)
 }
 
 /// Writes a new image into the (empty) file at `path`; returns it opened for writing without
@@ -224,6 +258,7 @@ pub(crate) fn build(path: &Path, opts: &CreateOptions) -> Result<Image> {
     }
     let crypt_method = match &opts.encryption {
         None => CryptMethod::None,
+        Some(Encryption::Luks { .. }) => CryptMethod::Luks,
         Some(Encryption::LegacyAes {
             acknowledge_broken, ..
         }) => {
@@ -299,6 +334,17 @@ pub(crate) fn build(path: &Path, opts: &CreateOptions) -> Result<Image> {
     header.crypt_method = crypt_method;
 
     // LUKS region, then its header extension first (as QEMU orders them).
+    if let Some(Encryption::Luks {
+        passphrase,
+        options,
+    }) = &opts.encryption
+    {
+        let (off, len) = crate::encryption::format_luks(&mut img, options, passphrase)?;
+        header.extensions.push(Extension {
+            kind: crate::header::EXT_CRYPTO,
+            data: crate::header::crypto_extension(off, len),
+        });
+    }
     if let Some(b) = &opts.backing {
         let (kind, data) = backing_format_ext(b.format);
         header.extensions.push(Extension { kind, data });
@@ -316,5 +362,7 @@ pub(crate) fn build(path: &Path, opts: &CreateOptions) -> Result<Image> {
     let bytes = header.to_bytes()?;
     pwrite(img.file(), path, &bytes, 0)?;
     datasync(img.file(), path)?;
-    Image::open_fresh(path)
+    let mut fresh = Image::open_fresh(path)?;
+    fresh.crypt = img.crypt.take();
+    Ok(fresh)
 }

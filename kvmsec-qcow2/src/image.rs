@@ -47,7 +47,7 @@ impl Default for Limits {
             max_refcount_table_bytes: 8 << 20,
             max_chain_depth: 32,
             l2_cache_bytes: 32 << 20,
-            max_pbkdf2_iterations: 100_000_000,
+            max_pbkdf2_iterations: 20_000_000,
             max_luks_header_bytes: 64 << 20,
         }
     }
@@ -98,6 +98,8 @@ pub struct OpenOptions<'a> {
     limits: Limits,
     passphrases: Option<PassphraseSource<'a>>,
     legacy_aes_write: bool,
+    /// An already unlocked cipher for the top image (set by `create`).
+    pub(crate) top_crypt: Option<Crypt>,
 }
 
 impl std::fmt::Debug for OpenOptions<'_> {
@@ -128,6 +130,7 @@ impl<'a> OpenOptions<'a> {
             limits: Limits::default(),
             passphrases: None,
             legacy_aes_write: false,
+            top_crypt: None,
         }
     }
 
@@ -413,6 +416,7 @@ impl Image {
 
         match img.header.crypt_method {
             CryptMethod::None => {}
+            _ if depth == 1 && opts.top_crypt.is_some() => img.crypt = opts.top_crypt.take(),
             method => {
                 let pw = opts
                     .passphrases
@@ -726,6 +730,24 @@ impl Image {
     /// The image's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub(crate) fn set_path(&mut self, path: &Path) {
+        self.path = path.to_path_buf();
+    }
+
+    /// Looks for a partition table in the first two guest sectors.
+    ///
+    /// For legacy AES images a wrong passphrase cannot be detected by the format (there is no
+    /// key check: decryption just yields garbage), so opening always succeeds. This probe is
+    /// the sanity check: an MBR or GPT signature means the passphrase is almost certainly
+    /// right; [`PlaintextProbe::Unknown`](crate::crypto::PlaintextProbe::Unknown) means it is
+    /// wrong or the disk has no partition table.
+    pub fn probe_plaintext(&mut self) -> Result<crate::crypto::PlaintextProbe> {
+        let n = self.header.size.min(1024) as usize;
+        let mut buf = vec![0u8; n];
+        self.read_at(&mut buf, 0)?;
+        Ok(crate::crypto::probe_plaintext(&buf))
     }
 
     /// The parsed header.

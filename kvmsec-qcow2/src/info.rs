@@ -150,10 +150,7 @@ pub fn info(path: impl AsRef<Path>) -> Result<ImageInfo> {
         CryptMethod::None => None,
         CryptMethod::LegacyAes => Some(EncryptionInfo::LegacyAes),
         CryptMethod::Luks => Some(EncryptionInfo::Luks(crate::encryption::luks_info(
-            &file,
-            path,
-            &h,
-            &Limits::default(),
+            &file, path, &h,
         )?)),
     };
     let snapshots = read_snapshots(&file, path, &h, len)?;

@@ -23,6 +23,7 @@ pub mod table;
 
 pub use check::{CheckReport, check};
 pub use convert::{ConvertOptions, Progress, Target, convert};
-pub use create::{BackingFile, CreateOptions, Encryption, create};
+pub use create::{BackingFile, CreateOptions, Encryption, create, create_with};
+pub use encryption::{add_passphrase, change_passphrase, remove_passphrase};
 pub use image::{BackingFormat, Image, Limits, OpenOptions, PassphraseSource};
 pub use info::{EncryptionInfo, ImageInfo, KeySlotInfo, LuksInfo, info, info_chain};
