@@ -67,6 +67,14 @@ pub enum Error {
     Invalid(String),
 }
 
+impl Error {
+    /// Wraps an I/O error with what was being done: `.map_err(Error::io("reading x"))`.
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let what = what.into();
+        move |source| Error::Io { what, source }
+    }
+}
+
 /// Environment variable that turns missing VM assets from a skip into a
 /// failure (any value but empty or `0`); CI sets it after fetching them.
 pub const REQUIRED_ENV: &str = "KVMSEC_VM_REQUIRED";

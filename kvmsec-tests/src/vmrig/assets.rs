@@ -69,10 +69,8 @@ impl Assets {
     /// Loads the assets from `dir`, checking that every listed file exists.
     pub fn load(dir: &Path) -> Result<Assets, Error> {
         let manifest_path = dir.join("manifest");
-        let text = fs::read_to_string(&manifest_path).map_err(|source| Error::Io {
-            what: format!("reading {}", manifest_path.display()),
-            source,
-        })?;
+        let text = fs::read_to_string(&manifest_path)
+            .map_err(Error::io(format!("reading {}", manifest_path.display())))?;
         let mut values = BTreeMap::new();
         let mut files = Vec::new();
         for line in text.lines() {

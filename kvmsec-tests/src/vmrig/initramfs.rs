@@ -115,7 +115,6 @@ impl Initramfs {
 
     /// Writes the tree as an uncompressed newc archive.
     pub fn write<W: Write>(&self, out: W) -> Result<W, Error> {
-        let io_err = |what: String| move |source| Error::Io { what, source };
         let mut w = cpio::Writer::new(out);
         for (path, node) in &self.nodes {
             // The tree holds only absolute, normalised paths (see `prepare`).
@@ -129,7 +128,7 @@ impl Initramfs {
                     match data {
                         FileData::Bytes(bytes) => w.append(name, header, bytes),
                         FileData::Host(host) => {
-                            let bytes = fs::read(host).map_err(io_err(format!(
+                            let bytes = fs::read(host).map_err(Error::io(format!(
                                 "reading {} for the initramfs",
                                 host.display()
                             )))?;
@@ -146,9 +145,9 @@ impl Initramfs {
                     w.append(name, header, &[])
                 }
             }
-            .map_err(io_err(what()))?;
+            .map_err(Error::io(what()))?;
         }
-        w.finish().map_err(io_err("finishing the initramfs".into()))
+        w.finish().map_err(Error::io("finishing the initramfs"))
     }
 
     /// Checks that `path` is absolute and plain, and adds its missing parents.

@@ -18,10 +18,7 @@ pub fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>, Error> {
         .arg(binary)
         .env("LC_ALL", "C")
         .output()
-        .map_err(|source| Error::Io {
-            what: format!("running ldd on {}", binary.display()),
-            source,
-        })?;
+        .map_err(Error::io(format!("running ldd on {}", binary.display())))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() {

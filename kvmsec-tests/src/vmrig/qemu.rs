@@ -156,10 +156,7 @@ pub fn boot(assets: &Assets, initrd: &Path, config: &BootConfig) -> Result<BootO
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| Error::Io {
-            what: format!("starting {}", assets.qemu.display()),
-            source,
-        })?;
+        .map_err(Error::io(format!("starting {}", assets.qemu.display())))?;
     let (console, console_reader) = match child.stdout.take() {
         Some(out) => {
             let (buf, handle) = collect(out);
@@ -191,12 +188,7 @@ pub fn boot(assets: &Assets, initrd: &Path, config: &BootConfig) -> Result<BootO
                 reaper.0 = None;
             }
             Ok(None) => thread::sleep(Duration::from_millis(20)),
-            Err(source) => {
-                return Err(Error::Io {
-                    what: "waiting for the emulator".into(),
-                    source,
-                });
-            }
+            Err(source) => return Err(Error::io("waiting for the emulator")(source)),
         }
     }
     let elapsed = start.elapsed();

@@ -108,10 +108,7 @@ impl GuestTests {
     /// `suite` is passed to the guest as `KVMSEC_IN_GUEST`; see
     /// [`in_guest`](super::guest::in_guest).
     pub fn new(suite: &str) -> Result<Self, Error> {
-        let binary = std::env::current_exe().map_err(|source| Error::Io {
-            what: "locating the test executable".into(),
-            source,
-        })?;
+        let binary = std::env::current_exe().map_err(Error::io("locating the test executable"))?;
         Ok(Self::with_binary(suite, binary))
     }
 
@@ -269,36 +266,24 @@ impl GuestTests {
         let dir = tempfile::Builder::new()
             .prefix("kvmsec-vmrig-")
             .tempdir()
-            .map_err(|source| Error::Io {
-                what: "creating a temporary directory".into(),
-                source,
-            })?;
+            .map_err(Error::io("creating a temporary directory"))?;
         let nonce = format!("{:016x}", RandomState::new().hash_one(std::process::id()));
         let policy = current_policy(assets, dir.path())?;
         let initrd = dir.path().join("initramfs.cpio");
-        let file = File::create(&initrd).map_err(|source| Error::Io {
-            what: format!("creating {}", initrd.display()),
-            source,
-        })?;
+        let file =
+            File::create(&initrd).map_err(Error::io(format!("creating {}", initrd.display())))?;
         self.initramfs(assets, &policy, &nonce)?
             .write(BufWriter::new(file))?
             .into_inner()
-            .map_err(|e| Error::Io {
-                what: format!("writing {}", initrd.display()),
-                source: e.into_error(),
-            })?;
+            .map_err(|e| Error::io(format!("writing {}", initrd.display()))(e.into_error()))?;
 
         let mut boot = self.boot.clone();
         if let Some(mib) = self.disk_mib {
             let disk = dir.path().join("disk.raw");
-            let f = File::create(&disk).map_err(|source| Error::Io {
-                what: format!("creating {}", disk.display()),
-                source,
-            })?;
-            f.set_len(mib * 1024 * 1024).map_err(|source| Error::Io {
-                what: format!("sizing {}", disk.display()),
-                source,
-            })?;
+            let f =
+                File::create(&disk).map_err(Error::io(format!("creating {}", disk.display())))?;
+            f.set_len(mib * 1024 * 1024)
+                .map_err(Error::io(format!("sizing {}", disk.display())))?;
             boot.disk = Some(disk);
         }
         let outcome = qemu::boot(assets, &initrd, &boot)?;
@@ -328,10 +313,10 @@ fn current_policy(assets: &Assets, scratch: &Path) -> Result<PathBuf, Error> {
         .arg(&out)
         .arg(POLICY_SOURCE)
         .output()
-        .map_err(|source| Error::Io {
-            what: format!("running {}", assets.checkpolicy.display()),
-            source,
-        })?;
+        .map_err(Error::io(format!(
+            "running {}",
+            assets.checkpolicy.display()
+        )))?;
     if !result.status.success() {
         return Err(Error::Invalid(format!(
             "checkpolicy rejected {POLICY_SOURCE}:\n{}{}",
