@@ -135,7 +135,8 @@ pub struct GuestLabels {
 
 impl GuestLabels {
     /// New labels with a fresh MCS pair from `mcs`: each base with its range replaced by the
-    /// pair.
+    /// pair. Unlike libvirt, the bases' user and role are kept as given (libvirt swaps in
+    /// its own process's user and role).
     pub fn dynamic(mcs: &mut McsAllocator, templates: &LabelTemplates) -> Result<Self> {
         let level = mcs.allocate()?;
         let range = Some(MlsRange::single(level));
@@ -326,6 +327,11 @@ impl ImageLabelling {
     /// Put back the original labels of the files this labelling changed (private images;
     /// shared and read-only ones only with [`LabelOptions::restore_shared`]). Never fails
     /// as a whole: each file gets a [`RestoreResult`].
+    ///
+    /// A file that had no label is put back by removing the attribute; an SELinux kernel
+    /// refuses that (`EACCES`), which shows as [`RestoreOutcome::Failed`]. (libvirt falls
+    /// back to the policy's `file_contexts` default there; this crate does not read
+    /// `file_contexts`.)
     pub fn restore(self) -> Vec<RestoreResult> {
         let restore_shared = self.options.restore_shared;
         self.files
