@@ -267,7 +267,8 @@ impl Group {
             .map_err(|_| crate::error::parse_err("number or max", &text, format!("in {name}")))
     }
 
-    /// The process ids in the group (`cgroup.procs`).
+    /// The process ids in the group (`cgroup.procs`). A v2 threaded group refuses this
+    /// (EOPNOTSUPP); use [`Group::threads`] there.
     pub fn processes(&self) -> Result<Vec<u32>> {
         let f = self.file("cgroup.procs");
         parse_ids(&fsio::read_string(&f)?, &f)
@@ -402,6 +403,27 @@ impl Group {
         Ok(g)
     }
 
+    /// v2: the group's type (`cgroup.type`: `domain`, `threaded`, `domain threaded`,
+    /// `domain invalid`).
+    pub fn group_type(&self) -> Result<String> {
+        Ok(self.read("cgroup.type")?.trim().to_string())
+    }
+
+    /// v2: turn the group into a threaded group (`cgroup.type` = `threaded`), so single
+    /// threads (vCPUs) can be placed in it and its siblings with [`Group::move_thread`]. Only
+    /// threaded-capable controllers (cpu, cpuset, perf_event, pids) act inside a threaded
+    /// subtree; memory and io do not.
+    pub fn make_threaded(&self) -> Result<()> {
+        if self.version() != CgroupVersion::V2 {
+            return Err(Error::Unsupported {
+                setting: "cgroup.type",
+                version: "v1",
+                hint: "v1 moves single threads with the tasks file in any group",
+            });
+        }
+        self.write("cgroup.type", "threaded")
+    }
+
     /// v2: does the group or a descendant hold processes (`populated` in `cgroup.events`)?
     /// v1: does the group or a descendant list any process?
     pub fn is_populated(&self) -> Result<bool> {
@@ -460,7 +482,14 @@ impl Group {
                 self.child(c)?.remove(opts)?;
             }
         }
-        let procs = self.processes()?;
+        // A v2 threaded group refuses to list cgroup.procs (EOPNOTSUPP): it holds threads.
+        let (procs, threaded) = match self.processes() {
+            Ok(p) => (p, false),
+            Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                (self.threads()?, true)
+            }
+            Err(e) => return Err(e),
+        };
         if !procs.is_empty() {
             if !opts.move_processes_to_parent {
                 return Err(Error::GroupPopulated {
@@ -470,7 +499,12 @@ impl Group {
             }
             if let Some(parent) = self.parent() {
                 for pid in procs {
-                    match parent.move_process(pid) {
+                    let moved = if threaded {
+                        parent.move_thread(pid)
+                    } else {
+                        parent.move_process(pid)
+                    };
+                    match moved {
                         Ok(()) | Err(Error::NoSuchProcess { .. }) => {}
                         Err(e) => return Err(e),
                     }

@@ -62,8 +62,8 @@
 //!   available ([`Error::IoWeightUnsupported`], [`Group::io_weight_support`]).
 //! - No systemd D-Bus integration: on systemd-managed v2 hosts, work inside a delegated
 //!   subtree (`Delegate=yes`).
-//! - v2 threaded subtrees: `cgroup.type` can be written with [`Group::write`], but there is
-//!   no typed helper yet.
+//! - v2 threaded subtrees: [`Group::make_threaded`] and [`Group::move_thread`] place single
+//!   threads; there is no higher-level per-vCPU layout helper.
 //! - The old v1 `ns` subsystem no longer exists; see [`namespaces`].
 //!
 //! # References

@@ -238,6 +238,19 @@ fn controller_check(
 mod tests {
     use super::*;
 
+    #[cfg(feature = "serde")]
+    #[test]
+    fn serializes_status_as_upper_case() {
+        let c = check("layout", "cgroup layout", Status::Pass, "x");
+        let j = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            j,
+            r#"{"id":"cgroup.layout","title":"cgroup layout","status":"PASS","reason":"x"}"#
+        );
+        let back: Check = serde_json::from_str(&j).unwrap();
+        assert_eq!(back, c);
+    }
+
     #[test]
     fn unreadable_root_is_not_checked() {
         let tmp = tempfile::tempdir().unwrap();

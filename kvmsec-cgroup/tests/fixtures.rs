@@ -371,6 +371,7 @@ fn fixture_pure_v2_host() {
         (format!("{V2_ROOT}/machine/cgroup.subtree_control"), "".into()),
         (g("cgroup.procs"), "".into()),
         (g("cgroup.threads"), "".into()),
+        (g("cgroup.type"), "domain\n".into()),
         (g("cgroup.subtree_control"), "".into()),
         (g("cgroup.freeze"), "0\n".into()),
         (g("cgroup.events"), "populated 1\nfrozen 0\n".into()),
@@ -558,6 +559,11 @@ fn fixture_pure_v2_host() {
     assert_eq!(vm.freezer_state().unwrap(), FreezerState::Thawed);
     vm.kill().unwrap();
     assert_eq!(read(root, &g("cgroup.kill")), "1");
+
+    // Threaded groups for vCPU threads.
+    assert_eq!(vm.group_type().unwrap(), "domain");
+    vm.make_threaded().unwrap();
+    assert_eq!(vm.group_type().unwrap(), "threaded");
 
     // A v2 thread move writes cgroup.threads.
     vm.move_thread(77).unwrap();

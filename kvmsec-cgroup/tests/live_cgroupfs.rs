@@ -384,6 +384,15 @@ fn live_v2_core_files_and_devices_need_ebpf() {
     g.thaw().unwrap();
     assert_eq!(g.freezer_state().unwrap(), FreezerState::Thawed);
     assert!(g.cpu_usage().is_ok());
+    // A threaded child (per-vCPU style): the sleeper's thread moves into it.
+    let t = g.child("vcpu0").unwrap();
+    Group::create(t.hierarchy(), t.path()).unwrap();
+    t.make_threaded().unwrap();
+    assert_eq!(t.group_type().unwrap(), "threaded");
+    assert_eq!(g.group_type().unwrap(), "domain threaded");
+    t.move_thread(pid).unwrap();
+    assert_eq!(t.threads().unwrap(), [pid]);
+    assert!(g.threads().unwrap().is_empty());
     g.kill().unwrap();
     // cgroup.kill: the child dies; reap it and wait for `populated 0`.
     let child = s.children.pop().unwrap();
@@ -399,6 +408,15 @@ fn live_v2_core_files_and_devices_need_ebpf() {
     assert!(!g.is_populated().unwrap());
     // Nothing to enable here: enabling nothing writes nothing.
     g.enable_subtree_controllers(&[]).unwrap();
+    // Removal handles the threaded child (whose cgroup.procs cannot be read).
+    drop(s);
+    g.remove(&RemoveOptions {
+        recursive: true,
+        busy_timeout: Duration::from_secs(5),
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(!g.dir().exists());
 }
 
 /// Mount an already-mounted controller set a second time (the kernel shares the
