@@ -4,21 +4,26 @@
 
 use std::time::Duration;
 
-use kvmsec_tests::vmrig::{self, GuestTests};
+use kvmsec_tests::vmrig::{self, GuestReport, GuestTests};
 
 const SUITE: &str = "rig";
 
+/// Boots the VM for the one guest test `guest_test` (with the default hard
+/// timeout, or `timeout`), or `None` when the host-side `test` skips.
+fn run_one(test: &str, guest_test: &str, timeout: Option<Duration>) -> Option<GuestReport> {
+    let assets = vmrig::assets_or_skip(test)?;
+    let mut tests = GuestTests::new(SUITE).unwrap().filter(guest_test).exact();
+    if let Some(timeout) = timeout {
+        tests = tests.timeout(timeout);
+    }
+    Some(tests.run(&assets).unwrap())
+}
+
 #[test]
 fn vm_rig_passes_a_passing_guest() {
-    let Some(assets) = vmrig::assets_or_skip("vm_rig_passes_a_passing_guest") else {
+    let Some(report) = run_one("vm_rig_passes_a_passing_guest", "rig_guest_passes", None) else {
         return;
     };
-    let report = GuestTests::new(SUITE)
-        .unwrap()
-        .filter("rig_guest_passes")
-        .exact()
-        .run(&assets)
-        .unwrap();
     report.assert_passed();
     assert_eq!((report.verdict.passed, report.verdict.failed), (1, 0));
     assert!(
@@ -30,15 +35,9 @@ fn vm_rig_passes_a_passing_guest() {
 
 #[test]
 fn vm_rig_fails_a_failing_guest() {
-    let Some(assets) = vmrig::assets_or_skip("vm_rig_fails_a_failing_guest") else {
+    let Some(report) = run_one("vm_rig_fails_a_failing_guest", "rig_guest_fails", None) else {
         return;
     };
-    let report = GuestTests::new(SUITE)
-        .unwrap()
-        .filter("rig_guest_fails")
-        .exact()
-        .run(&assets)
-        .unwrap();
     let why = report
         .failure()
         .expect("a failing guest test must fail the run");
@@ -48,15 +47,13 @@ fn vm_rig_fails_a_failing_guest() {
 
 #[test]
 fn vm_rig_fails_without_a_verdict() {
-    let Some(assets) = vmrig::assets_or_skip("vm_rig_fails_without_a_verdict") else {
+    let Some(report) = run_one(
+        "vm_rig_fails_without_a_verdict",
+        "rig_guest_powers_off",
+        None,
+    ) else {
         return;
     };
-    let report = GuestTests::new(SUITE)
-        .unwrap()
-        .filter("rig_guest_powers_off")
-        .exact()
-        .run(&assets)
-        .unwrap();
     assert!(!report.outcome.timed_out, "{}", report.transcript());
     let why = report.failure().expect("a guest without verdict must fail");
     assert!(why.contains("no verdict"), "{why}");
@@ -64,17 +61,14 @@ fn vm_rig_fails_without_a_verdict() {
 
 #[test]
 fn vm_rig_kills_a_guest_at_the_timeout() {
-    let Some(assets) = vmrig::assets_or_skip("vm_rig_kills_a_guest_at_the_timeout") else {
+    // Shorter than any boot: the emulator is killed and the run fails.
+    let Some(report) = run_one(
+        "vm_rig_kills_a_guest_at_the_timeout",
+        "rig_guest_passes",
+        Some(Duration::from_secs(1)),
+    ) else {
         return;
     };
-    // Shorter than any boot: the emulator is killed and the run fails.
-    let report = GuestTests::new(SUITE)
-        .unwrap()
-        .filter("rig_guest_passes")
-        .exact()
-        .timeout(Duration::from_secs(1))
-        .run(&assets)
-        .unwrap();
     assert!(report.outcome.timed_out);
     assert!(report.outcome.status.is_none());
     assert!(report.outcome.elapsed < Duration::from_secs(10));
