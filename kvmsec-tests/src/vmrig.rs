@@ -12,7 +12,7 @@
 //!
 //! The assets come from `scripts/vmrig-fetch` (see
 //! `kvmsec-tests/vmrig/README.md`); without them the host-side test prints why
-//! and returns.
+//! and returns, or fails when [`REQUIRED_ENV`] (`KVMSEC_VM_REQUIRED`) is set.
 //!
 //! ```no_run
 //! use kvmsec_tests::vmrig::{self, GuestTests};
