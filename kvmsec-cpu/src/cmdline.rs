@@ -69,6 +69,14 @@ impl KernelCmdline {
         read_text(&under(root, "/proc/cmdline")).map(|t| Self::parse(&t))
     }
 
+    /// Reads the live host's `/proc/cmdline`.
+    ///
+    /// # Errors
+    /// [`Error::Read`](crate::Error::Read) if the file cannot be read.
+    pub fn read() -> Result<Self> {
+        Self::read_at(Path::new("/"))
+    }
+
     /// The value of the last `name=` parameter (the kernel uses the last one).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.params

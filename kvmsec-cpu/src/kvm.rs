@@ -177,6 +177,11 @@ impl KvmModules {
         KvmModules { core, vendor }
     }
 
+    /// Finds the live host's KVM modules.
+    pub fn read() -> Self {
+        Self::read_at(Path::new("/"))
+    }
+
     /// The vendor module in use: `kvm_intel` or `kvm_amd` if present, else the first other.
     pub fn in_use(&self) -> Option<&KvmModule> {
         self.vendor
@@ -266,11 +271,10 @@ impl KvmDevice {
     /// Checks `<root>/dev/kvm`: present, a character device, openable read-write, and (with
     /// the `kvm` feature, when it is a device) its API version.
     pub fn probe_at(root: &Path) -> Self {
-        use std::os::unix::fs::FileTypeExt;
         let path = under(root, "/dev/kvm");
         let access = match std::fs::metadata(&path) {
             Err(_) => KvmAccess::Absent,
-            Ok(m) if !m.file_type().is_char_device() => KvmAccess::NotADevice,
+            Ok(m) if !is_char_device(&m) => KvmAccess::NotADevice,
             Ok(_) => match std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -299,6 +303,17 @@ impl KvmDevice {
     pub fn probe() -> Self {
         Self::probe_at(Path::new("/"))
     }
+}
+
+#[cfg(unix)]
+fn is_char_device(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    m.file_type().is_char_device()
+}
+
+#[cfg(not(unix))]
+fn is_char_device(_: &std::fs::Metadata) -> bool {
+    false
 }
 
 /// Asks `path` (a KVM device) for `KVM_GET_API_VERSION`.

@@ -90,4 +90,6 @@ pub use kvm::{
     KvmModules, ParamValue, ProbeOutcome, SevSupport, api_version, sev_support,
 };
 pub use regs::{Cr0, Cr4, Efer, Register, RegisterDump, Xcr0};
-pub use vuln::{SubReport, VulnState, VulnStatus, Vulnerability, read_vulnerabilities_at};
+pub use vuln::{
+    SubReport, VulnState, VulnStatus, Vulnerability, read_vulnerabilities, read_vulnerabilities_at,
+};

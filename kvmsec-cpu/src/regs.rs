@@ -6,7 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::cpuid::{CpuidBit, Feature};
+use crate::cpuid::{CpuidBit, CpuidReport, Feature};
 use crate::error::{Error, Result, excerpt};
 
 /// Implements `Display`, `FromStr` and a few helpers shared by all register flag types.
@@ -302,6 +302,30 @@ impl Cr4 {
     /// ```
     pub fn cpuid_support(self) -> Option<CpuidBit> {
         self.support_feature().map(Feature::cpuid_bit)
+    }
+
+    /// The bits of [`Cr4::PINNED_BY_LINUX`] that are clear in this value although `cpu`
+    /// reports support for them. On a dump taken from a running Linux kernel, a non-empty
+    /// answer means the kernel was booted without them (`nosmep`, …) or CR4 was tampered
+    /// with.
+    ///
+    /// ```
+    /// use kvmsec_cpu::{Cr4, CpuidSnapshot};
+    /// let cpu = CpuidSnapshot::parse_dump(
+    ///     "0 0: eax=0xd ebx=0x756e6547 ecx=0x6c65746e edx=0x49656e69\n\
+    ///      7 0: eax=0 ebx=0x00100081 ecx=0x4 edx=0\n",
+    /// )?
+    /// .decode();
+    /// let cr4 = Cr4::parse_hex("3706f0")?; // SMEP and SMAP set, UMIP clear
+    /// assert_eq!(cr4.pinned_bits_missing(&cpu), Cr4::UMIP);
+    /// # Ok::<(), kvmsec_cpu::Error>(())
+    /// ```
+    pub fn pinned_bits_missing(self, cpu: &CpuidReport) -> Self {
+        Self::PINNED_BY_LINUX
+            .iter()
+            .filter(|bit| !self.contains(*bit))
+            .filter(|bit| bit.support_feature().is_some_and(|f| cpu.has(f)))
+            .fold(Self::empty(), |acc, bit| acc | bit)
     }
 }
 

@@ -214,6 +214,14 @@ pub fn read_vulnerabilities_at(root: &Path) -> Result<Vec<Vulnerability>> {
     Ok(out)
 }
 
+/// Reads the live host's vulnerability files (see [`read_vulnerabilities_at`]).
+///
+/// # Errors
+/// [`Error::Read`] if the directory exists but cannot be listed.
+pub fn read_vulnerabilities() -> Result<Vec<Vulnerability>> {
+    read_vulnerabilities_at(Path::new("/"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
