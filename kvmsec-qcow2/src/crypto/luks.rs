@@ -286,8 +286,9 @@ fn text_field(b: &[u8], name: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(s).into_owned())
 }
 
+/// Writes `s` NUL padded; a string filling the whole field (no NUL) is kept whole, as parsed.
 fn put_text(dst: &mut [u8], s: &str) {
-    let n = s.len().min(dst.len().saturating_sub(1));
+    let n = s.len().min(dst.len());
     dst[..n].copy_from_slice(&s.as_bytes()[..n]);
 }
 
