@@ -32,7 +32,8 @@ pub enum Status {
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        // `pad` so that width and alignment flags (`{:<6}`) apply.
+        f.pad(match self {
             Status::Pass => "PASS",
             Status::Warn => "WARN",
             Status::Fail => "FAIL",
@@ -249,6 +250,12 @@ mod tests {
         );
         let back: Check = serde_json::from_str(&j).unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn status_display_honours_width() {
+        assert_eq!(format!("[{:<6}]", Status::Warn), "[WARN  ]");
+        assert_eq!(Status::Info.to_string(), "INFO");
     }
 
     #[test]
