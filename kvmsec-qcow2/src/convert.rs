@@ -347,6 +347,7 @@ pub fn convert(
                         return Ok(());
                     }
                     let host = img.alloc_clusters(k as u64)?;
+                    img.check_overlap(host, k as u64 * cs as u64)?;
                     let gi0 = off / cs as u64;
                     for (u, &p) in newpos.iter().enumerate() {
                         if p != usize::MAX {

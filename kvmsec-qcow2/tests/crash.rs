@@ -14,6 +14,7 @@ use kvmsec_qcow2::{CreateOptions, Image, OpenOptions, check, create};
 const SIZE: u64 = 8 << 20;
 const SLOT: u64 = 24 << 10;
 const ENV: &str = "KVMSEC_QCOW2_CRASH_WRITER";
+const KEY_ENV: &str = "KVMSEC_QCOW2_CRASH_KEYS";
 
 fn nslots() -> u64 {
     SIZE / SLOT
@@ -148,4 +149,80 @@ fn sigkill_during_writes() {
     }
     assert!(kills >= 20);
     assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+/// The child for key-slot changes: alternates the passphrase between "a" and "b" forever.
+#[test]
+fn crash_keyslot_child() {
+    let Ok(path) = std::env::var(KEY_ENV) else {
+        return; // only runs as the child of `sigkill_during_key_slot_changes`
+    };
+    let (mut old, mut new) = ("a", "b");
+    loop {
+        kvmsec_qcow2::change_passphrase(
+            &path,
+            &old.into(),
+            &new.into(),
+            kvmsec_qcow2::crypto::Iterations::Fixed(1000),
+        )
+        .unwrap();
+        std::mem::swap(&mut old, &mut new);
+    }
+}
+
+/// Key-slot changes killed at random moments: the image always opens with one of the two
+/// passphrases and passes `qemu-img check`.
+#[test]
+fn sigkill_during_key_slot_changes() {
+    use kvmsec_qcow2::Encryption;
+    use kvmsec_qcow2::crypto::{Iterations, LuksOptions, Passphrase};
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    for round in 0..6u64 {
+        let path = dir.path().join(format!("keys-{round}.qcow2"));
+        let luks = LuksOptions {
+            iterations: Iterations::Fixed(1000),
+            ..LuksOptions::default()
+        };
+        let mut img = create(
+            &path,
+            &CreateOptions::new(1 << 20).encryption(Encryption::Luks {
+                passphrase: "a".into(),
+                options: luks,
+            }),
+        )
+        .unwrap();
+        img.write_at(&[0x42; 512], 0).unwrap();
+        drop(img);
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "crash_keyslot_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(KEY_ENV, &path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let delay = 40 + u64::from(pseudo_random(round + 7, 1)[0]) % 300;
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let opened = ["a", "b"].iter().find_map(|pw| {
+            OpenOptions::new()
+                .passphrase(Passphrase::from(*pw))
+                .open(&path)
+                .ok()
+                .map(|img| (*pw, img))
+        });
+        let (pw, mut img) = opened.unwrap_or_else(|| panic!("round {round}: no passphrase opens"));
+        let mut b = [0u8; 512];
+        img.read_at(&mut b, 0).unwrap();
+        assert_eq!(b, [0x42; 512], "round {round}");
+        if have_qemu() {
+            assert_eq!(qemu_check(&path, Some(pw)), (0, 0, 0), "round {round}");
+        }
+    }
 }
