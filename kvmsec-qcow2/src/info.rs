@@ -88,7 +88,7 @@ pub struct ImageInfo {
     pub backing_format: Option<String>,
     /// Refcount width in bits.
     pub refcount_bits: Option<u32>,
-    /// `"zlib"` or `"zstd"` (version 3).
+    /// `"zlib"` or `"zstd"` (qcow2; version 2 images are always zlib).
     pub compression_type: Option<String>,
     /// Extended L2 entries.
     pub extended_l2: bool,
@@ -171,14 +171,14 @@ pub fn info(path: impl AsRef<Path>) -> Result<ImageInfo> {
         full_backing_filename,
         backing_format: h.backing_format(),
         refcount_bits: Some(1 << h.refcount_order),
-        compression_type: (h.version >= 3).then(|| {
+        compression_type: Some(
             if h.compression_type == 1 {
                 "zstd"
             } else {
                 "zlib"
             }
-            .to_string()
-        }),
+            .to_string(),
+        ),
         extended_l2: h.extended_l2(),
         lazy_refcounts: h.compatible_features & COMPAT_LAZY_REFCOUNTS != 0,
         corrupt: h.incompatible_features & INCOMPAT_CORRUPT != 0,

@@ -27,6 +27,34 @@ fn write_pattern(img: &mut Image, size: usize, seed: u64) -> Vec<u8> {
     model
 }
 
+/// Our `info` agrees with `qemu-img info --output=json` on the facts both give.
+fn compare_info(path: &std::path::Path) {
+    let out = run(qemu_img().args(["info", "--output=json"]).arg(path));
+    let q: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let i = kvmsec_qcow2::info(path).unwrap();
+    assert_eq!(Some(i.virtual_size), q["virtual-size"].as_u64());
+    assert_eq!(i.cluster_size, q["cluster-size"].as_u64());
+    assert_eq!(Some(i.format.as_str()), q["format"].as_str());
+    assert_eq!(
+        i.encryption.is_some(),
+        q["encrypted"].as_bool().unwrap_or(false)
+    );
+    let data = &q["format-specific"]["data"];
+    assert_eq!(i.compat.as_deref(), data["compat"].as_str());
+    assert_eq!(
+        i.refcount_bits.map(u64::from),
+        data["refcount-bits"].as_u64()
+    );
+    assert_eq!(
+        i.extended_l2,
+        data["extended-l2"].as_bool().unwrap_or(false)
+    );
+    assert_eq!(i.backing_file.as_deref(), q["backing-filename"].as_str());
+    if let Some(c) = data["compression-type"].as_str() {
+        assert_eq!(i.compression_type.as_deref(), Some(c));
+    }
+}
+
 #[test]
 fn our_images_pass_qemu_check_and_convert() {
     if !have_qemu() {
@@ -52,6 +80,7 @@ fn our_images_pass_qemu_check_and_convert() {
         let model = write_pattern(&mut img, size, cs);
         drop(img);
         assert_eq!(qemu_check(&path, None), (0, 0, 0), "v{version} cs {cs}");
+        compare_info(&path);
         assert!(
             qemu_to_raw(&path, None) == model,
             "v{version} cs {cs}: data differs"
@@ -119,6 +148,9 @@ fn qemu_images_read_back() {
         let mut back = vec![0u8; size];
         img.read_at(&mut back, 0).unwrap();
         assert!(back == data, "{name}: data differs");
+        let ours = kvmsec_qcow2::check(&path).unwrap();
+        assert!(ours.is_clean(), "{name}: {:?}", ours.problems);
+        compare_info(&path);
     }
 }
 
@@ -191,6 +223,11 @@ fn backing_chain_depth_three_both_ways() {
     assert!(back == model);
     assert_eq!(qemu_check(&top, None), (0, 0, 0));
     assert!(qemu_to_raw(&top, None) == model);
+    compare_info(&top);
+    compare_info(&mid);
+    let chain = kvmsec_qcow2::info_chain(&top).unwrap();
+    assert_eq!(chain.len(), 3);
+    assert_eq!(chain[2].format, "raw");
 }
 
 #[test]
