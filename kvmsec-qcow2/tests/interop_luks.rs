@@ -165,6 +165,8 @@ fn qemu_luks_images_read_back() {
             got[1 << 20..2 << 20].iter().all(|&b| b == 0),
             "{name}: unallocated"
         );
+        let ours = kvmsec_qcow2::check(&p).unwrap();
+        assert!(ours.is_clean(), "{name}: {:?}", ours.problems);
         // Writes by us into qemu's image are accepted by qemu.
         let mut img = OpenOptions::new()
             .write(true)
@@ -484,6 +486,20 @@ fn legacy_aes() {
         wrong.probe_plaintext().unwrap(),
         kvmsec_qcow2::crypto::PlaintextProbe::Unknown
     );
+    // Migrate it: legacy AES -> LUKS, which qemu-img reads.
+    let luks = dir.path().join("migrated.qcow2");
+    convert(
+        &aes,
+        &luks,
+        ConvertOptions::new(Target::Qcow2(
+            CreateOptions::new(0).encryption(fast_luks("new")),
+        ))
+        .source(OpenOptions::new().passphrase("pw".into())),
+        |_| ControlFlow::Continue(()),
+    )
+    .unwrap();
+    assert!(qemu_to_raw(&luks, Some("new")) == data);
+    assert_eq!(qemu_check(&luks, Some("new")), (0, 0, 0));
     let checks = image_checks(&aes);
     let enc = checks.iter().find(|c| c.id == "image.encryption").unwrap();
     assert_eq!(enc.status, Status::Fail);
