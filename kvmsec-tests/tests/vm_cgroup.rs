@@ -1,8 +1,9 @@
 //! kvmsec-cgroup on a pure cgroup v2 host, in the throw-away test VM: every
 //! controller, BFQ on a virtio disk, real processes.
 //!
-//! `vm_cgroup` (host) boots the VM with a 2 GiB (sparse) virtio disk and runs this
-//! binary's `guest_*` tests inside it; on the host those tests return at once.
+//! `vm_cgroup` (host) boots the VM with a 2 GiB (sparse) virtio disk, throttled
+//! by QEMU to 32 MiB/s, and runs this binary's `guest_*` tests inside it; on
+//! the host those tests return at once.
 //! The guest mounts only cgroup2 (`cgroup_no_v1=all`) at `/sys/fs/cgroup`.
 //! Every setting made through the crate is also read back from the kernel's
 //! own file.
@@ -34,6 +35,9 @@ fn vm_cgroup() {
         .filter("guest_")
         .min_passed(8)
         .disk(2048)
+        // 32 MiB/s: the emulated disk, not the emulated CPU, is the bottleneck
+        // the BFQ test divides.
+        .disk_option("throttling.bps-total=33554432")
         .run(&assets)
         .expect("booting the test VM");
     report.assert_passed();
@@ -355,6 +359,10 @@ fn guest_bfq_weight_on_a_virtio_disk() {
     // interactive or newly started; switch them off to see the configured
     // weights alone.
     fs::write("/sys/block/vda/queue/iosched/low_latency", "0").unwrap();
+    // BFQ only holds the disk for a queue (and so enforces weights between
+    // sync readers) while the queue's think time stays under slice_idle; an
+    // emulated vCPU on a busy host stalls for longer than the default 8 ms.
+    fs::write("/sys/block/vda/queue/iosched/slice_idle", "50").unwrap();
 
     // Two direct-I/O readers, one per group, on different halves of the disk.
     // Each is one long dd (a new process per chunk would start new queues);
@@ -377,23 +385,22 @@ fn guest_bfq_weight_on_a_virtio_disk() {
             .get(&dev)
             .map_or(0, |c| c.rbytes)
     };
-    thread::sleep(Duration::from_millis(700));
+    thread::sleep(Duration::from_millis(1000));
     let before = (rbytes(&hi), rbytes(&lo));
-    thread::sleep(Duration::from_secs(3));
+    thread::sleep(Duration::from_secs(4));
     let after = (rbytes(&hi), rbytes(&lo));
     drop((a, b));
     let (h, l) = (after.0 - before.0, after.1 - before.1);
     let ratio = h as f64 / l.max(1) as f64;
     println!(
-        "io.bfq.weight 1000:100 -> read {:.1} MiB : {:.1} MiB in 3 s = {ratio:.2}:1",
+        "io.bfq.weight 1000:100 -> read {:.1} MiB : {:.1} MiB in 4 s = {ratio:.2}:1",
         h as f64 / 1048576.0,
         l as f64 / 1048576.0
     );
     assert!(h > 0 && l > 0, "both readers must make progress");
-    // Measured here: 11-16:1 (BFQ serves the heavier queue's whole budget
-    // while the lighter one waits, so the light group gets a little less than
-    // its tenth). Bounds leave room for a loaded CI host without accepting
-    // "no effect" or starvation.
+    // Measured on a loaded 2-core host (11 boots): 7.0-19.1:1, median 11:1.
+    // Bounds leave room for that spread without accepting "no effect" or
+    // starvation of the lighter group.
     assert!(
         (4.0..=30.0).contains(&ratio),
         "expected roughly 10:1, got {ratio:.2}"
