@@ -87,15 +87,31 @@ impl Walker<'_> {
             .collect())
     }
 
-    /// Walks an L1 table and everything it references. Returns the (L2/data offset, COPIED)
-    /// pairs for the flag check when `active`.
-    fn walk_l1(
+    /// Counts `n` references to each cluster in `off..off+len`.
+    fn inc_n(&mut self, off: u64, len: u64, what: &str, n: u32) {
+        if n == 0 {
+            return;
+        }
+        self.inc(off, len, what);
+        if n > 1 && len > 0 {
+            let first = off / self.cs;
+            let last = (off + len - 1) / self.cs;
+            for c in first..=last {
+                if let Some(r) = self.refs.get_mut(c as usize) {
+                    *r = r.saturating_add(n - 1);
+                }
+            }
+        }
+    }
+
+    /// Reads an L1 table and counts, per L2 table, how many L1 entries reference it.
+    fn collect_l1(
         &mut self,
-        h: &Header,
         l1_off: u64,
         l1_size: u64,
-        copied: &mut Vec<(u64, bool, &'static str)>,
-        active: bool,
+        times: u32,
+        l2s: &mut std::collections::BTreeMap<u64, u32>,
+        active: Option<&mut Vec<(u64, bool, &'static str)>>,
     ) -> Result<()> {
         let cs = self.cs;
         if l1_size * 8 > 32 << 20 {
@@ -105,9 +121,16 @@ impl Walker<'_> {
             ));
             return Ok(());
         }
-        self.inc(l1_off, l1_size * 8, "L1 table");
+        if !l1_off.is_multiple_of(cs) {
+            self.report.corruptions += 1;
+            self.report.problem(format!(
+                "L1 table offset {l1_off:#x} is not cluster aligned"
+            ));
+            return Ok(());
+        }
+        self.inc_n(l1_off, l1_size * 8, "L1 table", times);
         let l1 = self.read_table(l1_off, l1_size)?;
-        let per_entry = h.l2_entry_size() / 8;
+        let mut copied = active;
         for e in l1 {
             let l2_off = e & L1E_OFFSET_MASK;
             if l2_off == 0 {
@@ -120,38 +143,53 @@ impl Walker<'_> {
                 ));
                 continue;
             }
-            self.inc(l2_off, cs, "L2 table");
-            if active {
-                copied.push((l2_off, e & OFLAG_COPIED != 0, "L2 table"));
+            *l2s.entry(l2_off).or_insert(0) += times;
+            if let Some(c) = copied.as_deref_mut() {
+                c.push((l2_off, e & OFLAG_COPIED != 0, "L2 table"));
             }
-            if l2_off >= self.len {
-                continue;
-            }
-            let l2 = self.read_table(l2_off, cs / 8)?;
-            for entry in l2.iter().step_by(per_entry as usize) {
-                match decode_l2(*entry, h.cluster_bits, h.version) {
-                    Ok(ClusterMapping::Data { host, copied: c }) => {
-                        self.inc(host, cs, "data cluster");
-                        if active {
-                            copied.push((host, c, "data cluster"));
-                        }
+        }
+        Ok(())
+    }
+
+    /// Walks one L2 table referenced `times` times; records COPIED flags if `active`.
+    fn walk_l2(
+        &mut self,
+        h: &Header,
+        l2_off: u64,
+        times: u32,
+        copied: Option<&mut Vec<(u64, bool, &'static str)>>,
+    ) -> Result<()> {
+        let cs = self.cs;
+        self.inc_n(l2_off, cs, "L2 table", times);
+        if l2_off >= self.len {
+            return Ok(());
+        }
+        let per_entry = (h.l2_entry_size() / 8) as usize;
+        let l2 = self.read_table(l2_off, cs / 8)?;
+        let mut copied = copied;
+        for entry in l2.iter().step_by(per_entry) {
+            match decode_l2(*entry, h.cluster_bits, h.version) {
+                Ok(ClusterMapping::Data { host, copied: c }) => {
+                    self.inc_n(host, cs, "data cluster", times);
+                    if let Some(v) = copied.as_deref_mut() {
+                        v.push((host, c, "data cluster"));
                     }
-                    Ok(ClusterMapping::Zero { host }) if host != 0 => {
-                        self.inc(host, cs, "preallocated zero cluster");
-                        if active {
-                            copied.push((host, entry & OFLAG_COPIED != 0, "zero cluster"));
-                        }
+                }
+                Ok(ClusterMapping::Zero { host }) if host != 0 => {
+                    self.inc_n(host, cs, "preallocated zero cluster", times);
+                    if let Some(v) = copied.as_deref_mut() {
+                        v.push((host, entry & OFLAG_COPIED != 0, "zero cluster"));
                     }
-                    Ok(ClusterMapping::Compressed { host, len }) => {
-                        self.inc(host & !511, (host & 511) + len, "compressed cluster")
-                    }
-                    Ok(_) => {}
-                    Err(_) => {
-                        self.report.corruptions += 1;
-                        self.report.problem(format!(
-                            "L2 entry {entry:#x} in table {l2_off:#x} is not cluster aligned"
-                        ));
-                    }
+                }
+                Ok(ClusterMapping::Compressed { host, len }) => {
+                    self.inc_n(host & !511, (host & 511) + len, "compressed cluster", times)
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    self.report.corruptions += 1;
+                    self.report.problem(format!(
+                        "L2 entry {entry:#x} in table {l2_off:#x} is not cluster aligned"
+                    ));
                 }
             }
         }
@@ -198,29 +236,41 @@ pub fn check(path: impl AsRef<Path>) -> Result<CheckReport> {
         },
     };
     w.inc(0, cs, "header");
+    // Every distinct L1 and L2 table is read once, however often it is referenced (a hostile
+    // image cannot make the walk quadratic); references are counted with multiplicity.
     let mut copied = Vec::new();
-    w.walk_l1(&h, h.l1_table_offset, h.l1_size.into(), &mut copied, true)?;
+    let mut l2s = std::collections::BTreeMap::new();
+    let mut active_l2s = std::collections::BTreeMap::new();
+    w.collect_l1(
+        h.l1_table_offset,
+        h.l1_size.into(),
+        1,
+        &mut active_l2s,
+        Some(&mut copied),
+    )?;
     let snapshots = read_snapshots(&file, path, &h, len)?;
     if h.nb_snapshots > 0 {
-        let mut table_len = 0u64;
-        // The table's length: re-derive from the parsed entries' sizes is not kept, so count
-        // the clusters up to the end of the last entry parsed.
         let avail = len.saturating_sub(h.snapshots_offset).min(64 << 20);
         let mut buf = vec![0u8; avail as usize];
         pread_zero_fill(&file, path, &mut buf, h.snapshots_offset)?;
-        if let Ok((_, used)) = crate::table::parse_snapshots(&buf, h.nb_snapshots) {
-            table_len = used as u64;
-        }
+        let table_len = crate::table::parse_snapshots(&buf, h.nb_snapshots)
+            .map(|(_, used)| used as u64)
+            .unwrap_or(0);
         w.inc(h.snapshots_offset, table_len, "snapshot table");
+        let mut l1s: std::collections::BTreeMap<(u64, u32), u32> = Default::default();
         for s in &snapshots {
-            w.walk_l1(
-                &h,
-                s.l1_table_offset,
-                s.l1_size.into(),
-                &mut Vec::new(),
-                false,
-            )?;
+            *l1s.entry((s.l1_table_offset, s.l1_size)).or_insert(0) += 1;
         }
+        for ((off, size), times) in l1s {
+            w.collect_l1(off, size.into(), times, &mut l2s, None)?;
+        }
+    }
+    for (&off, &times) in &active_l2s {
+        let extra = l2s.remove(&off).unwrap_or(0);
+        w.walk_l2(&h, off, times + extra, Some(&mut copied))?;
+    }
+    for (off, times) in l2s {
+        w.walk_l2(&h, off, times, None)?;
     }
     if let (CryptMethod::Luks, Some((off, length))) = (h.crypt_method, h.crypto_header()) {
         w.inc(off, length.div_ceil(cs) * cs, "LUKS header");
