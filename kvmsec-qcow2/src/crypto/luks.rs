@@ -745,10 +745,6 @@ impl Unlocker {
             Ok(None)
         }
     }
-
-    fn cipher(&self, mk: &MasterKey) -> Result<SectorCipher> {
-        SectorCipher::new(self.alg, self.mode, self.ivgen, mk.as_bytes())
-    }
 }
 
 /// Unlocks the volume and returns the raw master key and the slot that matched.
@@ -797,8 +793,8 @@ pub fn luks_open(
     limits: &OpenLimits,
 ) -> Result<(LuksHeader, SectorCipher)> {
     let (h, mk, _) = luks_open_master_key(region, passphrase, limits)?;
-    let u = Unlocker::new(&h, limits)?;
-    let c = u.cipher(&mk)?;
+    let (alg, mode, ivgen) = h.cipher()?;
+    let c = SectorCipher::new(alg, mode, ivgen, mk.as_bytes())?;
     Ok((h, c))
 }
 

@@ -292,8 +292,15 @@ fn opens_qemu_img_images_and_decrypts_their_data() {
             HashAlg::Sha256,
         ),
     ];
-    for (name, extra, spec, hash) in cases {
-        let path = qemu_image(dir.path(), name, "pw", extra);
+    // qemu-img spends ~2 s calibrating PBKDF2 per image: make them in parallel.
+    let paths: Vec<PathBuf> = std::thread::scope(|s| {
+        let jobs: Vec<_> = cases
+            .iter()
+            .map(|(name, extra, _, _)| s.spawn(|| qemu_image(dir.path(), name, "pw", extra)))
+            .collect();
+        jobs.into_iter().map(|j| j.join().unwrap()).collect()
+    });
+    for ((name, _, spec, hash), path) in cases.into_iter().zip(paths) {
         let (file, off, len, host) = qcow2_parts(&path);
         let mut region = file[off..off + len].to_vec();
         let (h, c) = luks_open(&mut region, &Passphrase::from("pw"), &OpenLimits::default())
