@@ -282,6 +282,7 @@ pub fn convert(
             let scs = source.cluster_size() as usize;
             let mut mappings: Vec<(u64, u64)> = Vec::new();
             let mut units: Vec<bool> = Vec::new();
+            let mut newpos: Vec<usize> = Vec::new();
             run_pipeline(
                 &mut source,
                 size,
@@ -323,7 +324,8 @@ pub fn convert(
                     }
                     // Compact the needed clusters to the front, remembering where each
                     // source cluster's ciphertext went.
-                    let mut newpos = vec![usize::MAX; n_units];
+                    newpos.clear();
+                    newpos.resize(n_units, usize::MAX);
                     let mut k = 0usize;
                     for u in 0..n_units {
                         if units[u] {

@@ -270,6 +270,12 @@ struct Refcounts {
 /// an L2 table before the L1 entry. A crash can leak clusters (as in QEMU) but never corrupts.
 /// [`flush`](Image::flush) makes everything durable (`fdatasync`).
 ///
+/// The ordering above holds for the file as the kernel sees it, so it protects against the
+/// process dying (crash, SIGKILL). Between two `flush` calls no barrier is issued, so after a
+/// power failure the disk may have kept a later metadata write without an earlier one; what
+/// was written before the last completed `flush` is always intact. Call `flush` as often as
+/// the guest flushes its own cache.
+///
 /// ```
 /// use kvmsec_qcow2::{create, CreateOptions, Image};
 /// let dir = tempfile::tempdir()?;
