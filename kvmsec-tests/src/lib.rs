@@ -5,3 +5,8 @@
 
 pub mod report;
 pub mod vmrig;
+
+/// The code in the workspace README, run as doc tests so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
