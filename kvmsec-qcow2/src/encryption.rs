@@ -235,6 +235,21 @@ pub fn add_passphrase(
 /// `qemu-img amend -o encrypt.state=inactive,encrypt.old-secret=...|encrypt.keyslot=N`).
 /// Removing the last active slot needs `force_last` (the image can then never be opened).
 /// Returns the slots disabled.
+///
+/// ```
+/// use kvmsec_qcow2::crypto::{Iterations, KeySlotSelector, LuksOptions};
+/// use kvmsec_qcow2::{add_passphrase, create, remove_passphrase, CreateOptions, Encryption};
+/// let dir = tempfile::tempdir()?;
+/// let p = dir.path().join("l.qcow2");
+/// let luks = LuksOptions { iterations: Iterations::Fixed(1000), ..LuksOptions::default() };
+/// let enc = Encryption::Luks { passphrase: "a".into(), options: luks };
+/// drop(create(&p, &CreateOptions::new(1 << 20).encryption(enc))?);
+/// add_passphrase(&p, &"a".into(), &"b".into(), None, Iterations::Fixed(1000))?;
+/// assert_eq!(remove_passphrase(&p, KeySlotSelector::Passphrase(&"a".into()), false)?, [0]);
+/// // The last passphrase is only removed with force_last.
+/// assert!(remove_passphrase(&p, KeySlotSelector::Slot(1), false).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn remove_passphrase(
     path: impl AsRef<Path>,
     which: KeySlotSelector<'_>,
@@ -248,6 +263,20 @@ pub fn remove_passphrase(
 /// Replaces passphrase `old` by `new` in the LUKS image at `path` (new slot written and synced
 /// first, then the old slots erased; one of the two opens the image at every moment).
 /// Returns the new slot.
+///
+/// ```
+/// use kvmsec_qcow2::crypto::{Iterations, LuksOptions};
+/// use kvmsec_qcow2::{change_passphrase, create, CreateOptions, Encryption, Error, OpenOptions};
+/// let dir = tempfile::tempdir()?;
+/// let p = dir.path().join("l.qcow2");
+/// let luks = LuksOptions { iterations: Iterations::Fixed(1000), ..LuksOptions::default() };
+/// let enc = Encryption::Luks { passphrase: "old".into(), options: luks };
+/// drop(create(&p, &CreateOptions::new(1 << 20).encryption(enc))?);
+/// change_passphrase(&p, &"old".into(), &"new".into(), Iterations::Fixed(1000))?;
+/// let old = OpenOptions::new().passphrase("old".into()).open(&p);
+/// assert!(matches!(old, Err(Error::WrongPassphrase)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn change_passphrase(
     path: impl AsRef<Path>,
     old: &Passphrase,

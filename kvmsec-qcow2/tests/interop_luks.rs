@@ -70,6 +70,16 @@ fn read_all(img: &mut Image) -> Vec<u8> {
     v
 }
 
+/// The header cluster and the LUKS region (bytes that guest writes must never touch).
+fn metadata_bytes(p: &Path) -> Vec<u8> {
+    let b = std::fs::read(p).unwrap();
+    let h = kvmsec_qcow2::header::Header::parse(&b).unwrap();
+    let (off, len) = h.crypto_header().unwrap();
+    let mut v = b[..h.cluster_size() as usize].to_vec();
+    v.extend_from_slice(&b[off as usize..(off + len) as usize]);
+    v
+}
+
 #[test]
 fn our_luks_images_pass_qemu() {
     if !have_qemu() {
@@ -87,6 +97,8 @@ fn our_luks_images_pass_qemu() {
                 .encryption(fast_luks("pw")),
         )
         .unwrap();
+        // Case 30: remember the metadata clusters to compare after the writes.
+        let meta_before = metadata_bytes(&p);
         let mut model = vec![0u8; size];
         for (i, (off, len)) in [(0usize, 5000usize), (100_000, 70_000), (size - 513, 513)]
             .into_iter()
@@ -98,6 +110,10 @@ fn our_luks_images_pass_qemu() {
         }
         img.flush().unwrap();
         drop(img);
+        assert!(
+            metadata_bytes(&p) == meta_before,
+            "v{version} cs {cs}: metadata changed"
+        );
         assert_eq!(qemu_check(&p, Some("pw")), (0, 0, 0), "v{version} cs {cs}");
         assert!(qemu_to_raw(&p, Some("pw")) == model, "v{version} cs {cs}");
         assert!(read_all(&mut open_pw(&p, "pw").unwrap()) == model);
