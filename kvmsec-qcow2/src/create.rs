@@ -193,7 +193,9 @@ impl Drop for TempFile {
 ///
 /// The image is built in a temporary file in the same directory and renamed into place, so a
 /// failure leaves nothing behind. Layout (as QEMU): header, refcount table, refcount block, L1
-/// table, then the LUKS region if encrypted; data clusters follow.
+/// table, then the LUKS region if encrypted; data clusters follow. The new image is returned
+/// open for writing with its backing chain; an encrypted backing file is opened with the new
+/// image's passphrase (use [`create_with`] when it has another one).
 ///
 /// ```
 /// use kvmsec_qcow2::{create, CreateOptions, BackingFormat};
