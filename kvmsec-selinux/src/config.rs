@@ -488,44 +488,63 @@ pub(crate) fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
     result
 }
 
-/// Follow symlinks at the end of host path `path`, keeping every step inside `root`
-/// (absolute targets are re-rooted, `..` stops at the root). At most 40 links.
+/// Follow symlinks in host path `path`, in every component (not only the last), keeping
+/// every step inside `root`: absolute targets are re-rooted and `..` stops at the root, so a
+/// directory such as `<root>/etc` that is a symlink to `/etc` leads to `<root>/etc`, never to
+/// the host's. At most 40 links.
 pub fn resolve_symlinks_under(root: &Path, path: &Path) -> Result<PathBuf> {
-    let mut rel = normalize(path.strip_prefix("/").unwrap_or(path));
-    for _ in 0..40 {
-        let full = root.join(&rel);
+    /// One step still to walk: a name or `..`.
+    enum Step {
+        Name(std::ffi::OsString),
+        Up,
+    }
+    fn push_steps(todo: &mut Vec<Step>, p: &Path) {
+        // `todo` is a stack: push the components last first.
+        for c in p.components().rev() {
+            match c {
+                Component::Normal(n) => todo.push(Step::Name(n.to_owned())),
+                Component::ParentDir => todo.push(Step::Up),
+                _ => {}
+            }
+        }
+    }
+    let too_many = |rel: &Path| Error::InvalidValue {
+        path: root.join(rel),
+        value: clip(&path.display().to_string(), 64),
+        expected: "at most 40 levels of symbolic links",
+    };
+    let mut todo = Vec::new();
+    push_steps(&mut todo, path);
+    // The part walked so far, relative to the root, free of symlinks.
+    let mut done = PathBuf::new();
+    let mut links = 0;
+    while let Some(step) = todo.pop() {
+        let name = match step {
+            Step::Up => {
+                done.pop();
+                continue;
+            }
+            Step::Name(n) => n,
+        };
+        let candidate = done.join(&name);
+        let full = root.join(&candidate);
         match fs::symlink_metadata(&full) {
             Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > 40 {
+                    return Err(too_many(&candidate));
+                }
                 let target = fs::read_link(&full).map_err(|e| Error::io("readlink", &full, e))?;
-                rel = if target.is_absolute() {
-                    normalize(target.strip_prefix("/").unwrap_or(&target))
-                } else {
-                    let parent = rel.parent().map(Path::to_path_buf).unwrap_or_default();
-                    normalize(&parent.join(target))
-                };
+                if target.is_absolute() {
+                    done = PathBuf::new();
+                }
+                push_steps(&mut todo, &target);
             }
-            _ => return Ok(full),
+            // Not a link, or missing (the caller reports a missing file): take it as is.
+            _ => done = candidate,
         }
     }
-    Err(Error::InvalidValue {
-        path: root.join(&rel),
-        value: path.display().to_string(),
-        expected: "at most 40 levels of symbolic links",
-    })
-}
-
-fn normalize(rel: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in rel.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
+    Ok(root.join(done))
 }
 
 #[cfg(test)]

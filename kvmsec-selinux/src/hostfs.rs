@@ -1,8 +1,9 @@
 //! Small helpers for reading and writing kernel files under a root directory; every error
 //! names the path and the operation.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -18,14 +19,51 @@ pub(crate) fn under(root: &Path, abs: impl AsRef<Path>) -> PathBuf {
     root.join(rel)
 }
 
-/// Read a whole file, at most `limit` bytes.
+/// Read a whole regular file, at most `limit` bytes.
+///
+/// The file is opened with `O_NONBLOCK | O_NOCTTY` and anything but a regular file is
+/// refused ([`Error::InvalidValue`]) before it is read, so a FIFO or a terminal planted where
+/// a config or kernel file is expected cannot block the caller forever.
 pub(crate) fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| Error::io("open", path, e))?;
+    let kind = file
+        .metadata()
+        .map_err(|e| Error::io("stat", path, e))?
+        .file_type();
+    if !kind.is_file() {
+        return Err(Error::InvalidValue {
+            path: path.to_path_buf(),
+            value: file_kind_name(kind).to_owned(),
+            expected: "a regular file",
+        });
+    }
     let mut buf = Vec::new();
     file.take(limit)
         .read_to_end(&mut buf)
         .map_err(|e| Error::io("read", path, e))?;
     Ok(buf)
+}
+
+/// What a non-regular file is, for error messages.
+fn file_kind_name(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// Read a file; `None` when it does not exist.

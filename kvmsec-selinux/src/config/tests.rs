@@ -271,6 +271,80 @@ fn symlinks_stay_inside_the_root() {
     ));
 }
 
+/// A directory symlink in the middle of the path (`<root>/a -> /outside`) is re-rooted too:
+/// reading and editing never reach the host's `/outside`.
+#[test]
+fn intermediate_symlinks_stay_inside_the_root() {
+    let h = FakeHost::new();
+    let outside = tempfile::tempdir().unwrap();
+    let host_file = outside.path().join("config");
+    std::fs::write(&host_file, "SELINUX=enforcing\n").unwrap();
+    std::os::unix::fs::symlink(outside.path(), h.path("a")).unwrap();
+    let rel = outside.path().strip_prefix("/").unwrap().join("config");
+    let inside = h.write(rel.to_str().unwrap(), "SELINUX=disabled\n");
+
+    let resolved = resolve_symlinks_under(h.root(), Path::new("/a/config")).unwrap();
+    assert_eq!(resolved, inside);
+    let cfg = read_config_file_at(h.root(), Path::new("/a/config")).unwrap();
+    assert_eq!(cfg.unwrap().mode, Some(Mode::Disabled));
+    let written = edit_config_file_at(h.root(), Path::new("/a/config"), |f| {
+        f.set_mode(Mode::Permissive);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(written, inside);
+    assert_eq!(
+        std::fs::read_to_string(&host_file).unwrap(),
+        "SELINUX=enforcing\n"
+    );
+
+    // `..` after a directory link climbs from where the link leads, and stops at the root.
+    std::fs::create_dir_all(h.path("etc/selinux")).unwrap();
+    std::os::unix::fs::symlink("/etc/selinux", h.path("b")).unwrap();
+    std::os::unix::fs::symlink("../../../../..", h.path("etc/selinux/up")).unwrap();
+    assert_eq!(
+        resolve_symlinks_under(h.root(), Path::new("/b/up/etc/shadow")).unwrap(),
+        h.path("etc/shadow")
+    );
+    // As the kernel does: `/b/..` is the parent of where `/b` leads (`/etc`).
+    assert_eq!(
+        resolve_symlinks_under(h.root(), Path::new("/b/../x")).unwrap(),
+        h.path("etc/x")
+    );
+    // A loop through a directory link is an error, not a hang.
+    std::os::unix::fs::symlink("d/x", h.path("d")).unwrap();
+    assert!(matches!(
+        resolve_symlinks_under(h.root(), Path::new("/d/config")),
+        Err(Error::InvalidValue { .. })
+    ));
+}
+
+/// A FIFO planted as the config file is refused at once instead of blocking the reader.
+#[test]
+fn fifo_config_is_an_error_not_a_hang() {
+    let h = FakeHost::new();
+    std::fs::create_dir_all(h.path("etc/selinux")).unwrap();
+    let fifo = h.path("etc/selinux/config");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    assert!(matches!(
+        read_config_at(h.root()),
+        Err(Error::InvalidValue {
+            expected: "a regular file",
+            ..
+        })
+    ));
+    assert!(set_config_mode_at(h.root(), Mode::Permissive).is_err());
+    // A directory in its place is refused the same way.
+    let h = FakeHost::new();
+    std::fs::create_dir_all(h.path("etc/selinux/config")).unwrap();
+    assert!(matches!(
+        read_config_at(h.root()),
+        Err(Error::InvalidValue { .. })
+    ));
+}
+
 #[test]
 fn autorelabel_when_enabling_from_disabled() {
     let h = FakeHost::new();
