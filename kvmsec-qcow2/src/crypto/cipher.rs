@@ -299,6 +299,13 @@ enum Engine {
 /// The caller picks the sector number: LUKS-in-qcow2 uses the absolute host file offset / 512,
 /// legacy AES the guest offset / 512.
 ///
+/// # Speed
+/// Hand it large buffers (a whole cluster): XTS batches 16 sectors per AES call. Measured on
+/// one core of the development machine (AMD EPYC with VAES, CPU time): AES-256-XTS ≈ 3.5 GB/s
+/// on 64 KiB buffers, ≈ 2.6 GB/s on 4 KiB, ≈ 1.9 GB/s on single sectors, against ≈ 5.7 GB/s
+/// for `openssl speed -evp aes-256-xts` — about 60 %. Built with `-C target-cpu=native` (which
+/// lets the `aes` crate inline its VAES code) the same loop reaches ≈ 4.9 GB/s (≈ 85 %).
+///
 /// ```
 /// use kvmsec_qcow2::crypto::{CipherAlg, CipherMode, IvGen, SectorCipher};
 ///
