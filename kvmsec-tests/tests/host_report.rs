@@ -41,6 +41,28 @@ fn qemu_img(args: &[&str]) {
     );
 }
 
+/// `qemu-img create` of a 16 MiB qcow2 image, encrypted with `format` (`luks` or `aes`) when
+/// given, over a qcow2 `backing` file when given.
+fn qemu_img_create(path: &str, format: Option<&str>, backing: Option<&str>) {
+    let mut args = vec!["create", "-q", "-f", "qcow2"];
+    let opts;
+    if let Some(format) = format {
+        // A short PBKDF2 calibration keeps LUKS creation fast; aes ignores iter-time.
+        let iter = if format == "luks" {
+            ",encrypt.iter-time=10"
+        } else {
+            ""
+        };
+        opts = format!("encrypt.format={format},encrypt.key-secret=s0{iter}");
+        args.extend(["--object", "secret,id=s0,data=hunter2", "-o", &opts]);
+    }
+    if let Some(backing) = backing {
+        args.extend(["-b", backing, "-F", "qcow2"]);
+    }
+    args.extend([path, "16M"]);
+    qemu_img(&args);
+}
+
 fn status_of(report: &HostReport, id: &str) -> Status {
     report
         .line(id)
@@ -111,47 +133,11 @@ fn images_made_by_qemu_img_get_the_right_verdict() {
         p("aes.qcow2"),
         p("overlay.qcow2"),
     );
-    qemu_img(&["create", "-q", "-f", "qcow2", &plain, "16M"]);
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        "--object",
-        "secret,id=s0,data=hunter2",
-        "-o",
-        "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10",
-        &luks,
-        "16M",
-    ]);
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        "--object",
-        "secret,id=s0,data=hunter2",
-        "-o",
-        "encrypt.format=aes,encrypt.key-secret=s0",
-        &aes,
-        "16M",
-    ]);
+    qemu_img_create(&plain, None, None);
+    qemu_img_create(&luks, Some("luks"), None);
+    qemu_img_create(&aes, Some("aes"), None);
     // An encrypted overlay whose backing file holds guest data in clear.
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        "--object",
-        "secret,id=s0,data=hunter2",
-        "-o",
-        "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10",
-        "-b",
-        &plain,
-        "-F",
-        "qcow2",
-        &overlay,
-    ]);
+    qemu_img_create(&overlay, Some("luks"), Some(&plain));
 
     let report = HostReport::collect(&Options {
         images: vec![
