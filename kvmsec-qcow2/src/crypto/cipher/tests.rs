@@ -386,3 +386,29 @@ proptest! {
         prop_assert_eq!(buf, plain);
     }
 }
+
+/// Issue 9 case 28: legacy AES cannot detect a wrong passphrase; the probe tells a decrypted
+/// partition table from garbage.
+#[test]
+fn legacy_aes_wrong_passphrase_is_only_detectable_by_probe() {
+    let mut mbr = vec![0u8; 1024];
+    mbr[446] = 0x80; // a bootable partition entry
+    mbr[510] = 0x55;
+    mbr[511] = 0xAA;
+    mbr[512..520].copy_from_slice(b"EFI PART");
+    let right = legacy_aes_cipher(&Passphrase::from("right"));
+    let mut disk = mbr.clone();
+    right.encrypt(0, &mut disk).unwrap();
+
+    let mut with_wrong = disk.clone();
+    legacy_aes_cipher(&Passphrase::from("wrong"))
+        .decrypt(0, &mut with_wrong)
+        .unwrap();
+    assert_ne!(with_wrong, mbr, "decryption 'succeeds' with garbage");
+    assert_eq!(probe_plaintext(&with_wrong), PlaintextProbe::Unknown);
+
+    let mut with_right = disk;
+    right.decrypt(0, &mut with_right).unwrap();
+    assert_eq!(probe_plaintext(&with_right), PlaintextProbe::Gpt);
+    assert_eq!(probe_plaintext(&with_right[..512]), PlaintextProbe::Mbr);
+}
