@@ -193,6 +193,7 @@ impl FromStr for CategorySet {
 
     /// Parse a category list such as `c0.c2,c5` (without the sensitivity).
     fn from_str(s: &str) -> Result<Self> {
+        check_len(s, ContextPart::Category)?;
         parse_categories(s).map_err(|(part, problem)| invalid(s, part, problem))
     }
 }
@@ -266,6 +267,7 @@ impl FromStr for Level {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
+        check_len(s, ContextPart::LowLevel)?;
         if let Some(range) = translated(s) {
             return Err(Error::TranslatedContext {
                 input: clip(s, 256),
@@ -357,6 +359,7 @@ impl FromStr for MlsRange {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
+        check_len(s, ContextPart::Range)?;
         if let Some(range) = translated(s) {
             return Err(Error::TranslatedContext {
                 input: clip(s, 256),
@@ -554,6 +557,15 @@ fn invalid(input: &str, part: ContextPart, problem: ContextProblem) -> Error {
         part,
         problem,
     }
+}
+
+/// Refuse text longer than a whole context may be ([`MAX_CONTEXT_LEN`]) before any work is
+/// done on it (each `cA.cB` item costs up to 1024 bit operations).
+fn check_len(s: &str, part: ContextPart) -> Result<()> {
+    if s.len() > MAX_CONTEXT_LEN {
+        return Err(invalid(s, part, ContextProblem::TooLong { len: s.len() }));
+    }
+    Ok(())
 }
 
 /// Drop exactly one trailing NUL and/or one newline (`\0`, `\n`, `\n\0`, `\0\n`).

@@ -337,3 +337,47 @@ proptest! {
         }
     }
 }
+
+/// Ranges, levels and category lists given as text are bounded like whole contexts: a 10 MB
+/// list of `c0.c1023` items is refused at once instead of costing a billion bit operations.
+#[test]
+fn oversized_range_text_is_refused_before_parsing() {
+    let cats = "c0.c1023,".repeat(1_000_000);
+    let cats = cats.trim_end_matches(',');
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        cats.parse::<CategorySet>(),
+        Err(Error::InvalidContext {
+            part: P::Category,
+            problem: E::TooLong { .. },
+            ..
+        })
+    ));
+    let range = format!("s0-s0:{cats}");
+    assert!(matches!(
+        range.parse::<MlsRange>(),
+        Err(Error::InvalidContext {
+            problem: E::TooLong { .. },
+            ..
+        })
+    ));
+    let level = format!("s0:{cats}");
+    assert!(matches!(
+        level.parse::<Level>(),
+        Err(Error::InvalidContext {
+            problem: E::TooLong { .. },
+            ..
+        })
+    ));
+    // A translated range that long is refused the same way, without copying it.
+    let words = "SystemLow ".repeat(1_000_000);
+    match words.parse::<MlsRange>() {
+        Err(Error::InvalidContext { input, .. }) => assert!(input.len() < 1024),
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // The longest text a context may hold still parses.
+    let full = format!("s0:{}", "c0.c1023,".repeat(400).trim_end_matches(','));
+    assert!(full.len() <= MAX_CONTEXT_LEN);
+    assert!(full.parse::<MlsRange>().is_ok());
+}
