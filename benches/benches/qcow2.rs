@@ -269,7 +269,7 @@ fn lookup_benches(c: &mut Criterion, dir: &Path) {
     }
     g.finish();
 
-    let mut g = configure(c, "qcow2/open+1000-random-512B-reads", 20, 4);
+    let mut g = configure(c, "qcow2/open-and-1000-random-512B-reads", 20, 4);
     g.bench_function("kvmsec", |b| b.iter(|| black_box(ours(&offsets))));
     if have_qemu_io {
         g.bench_function("qemu-io", |b| b.iter(|| qemu_io(&qemu_io_args)));
