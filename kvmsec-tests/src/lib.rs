@@ -10,3 +10,16 @@ pub mod vmrig;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The code in each library crate's README, run as doc tests too.
+#[cfg(doctest)]
+pub mod crate_readmes {
+    #[doc = include_str!("../../kvmsec-cpu/README.md")]
+    pub struct Cpu;
+    #[doc = include_str!("../../kvmsec-cgroup/README.md")]
+    pub struct Cgroup;
+    #[doc = include_str!("../../kvmsec-selinux/README.md")]
+    pub struct Selinux;
+    #[doc = include_str!("../../kvmsec-qcow2/README.md")]
+    pub struct Qcow2;
+}
