@@ -122,7 +122,7 @@ pub fn list_qemu_guests_at(root: &Path) -> Result<Vec<QemuGuest>> {
     Ok(out)
 }
 
-/// QEMU guests named `name` under `root/proc`.
+/// QEMU guests named `name` under `root/proc`; matching as in [`find_qemu_guests`].
 pub fn find_qemu_guests_at(root: &Path, name: &str) -> Result<Vec<QemuGuest>> {
     Ok(list_qemu_guests_at(root)?
         .into_iter()
@@ -131,6 +131,12 @@ pub fn find_qemu_guests_at(root: &Path, name: &str) -> Result<Vec<QemuGuest>> {
 }
 
 /// QEMU guests named `name` on the live host.
+///
+/// A process matches when the basename of its `argv[0]` is `qemu-system-*`, `qemu-kvm` or
+/// `kvm` (see [`is_qemu_command`]) and its command line has `-name NAME`,
+/// `-name guest=NAME,...` or `-name NAME,process=...` (see [`guest_name_from_option`]). A
+/// wrapper that replaces `argv[0]` (a shell script, an interpreter shim) hides the guest.
+/// Processes that exit during the scan are skipped.
 pub fn find_qemu_guests(name: &str) -> Result<Vec<QemuGuest>> {
     find_qemu_guests_at(Path::new("/"), name)
 }

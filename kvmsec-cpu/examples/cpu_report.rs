@@ -3,9 +3,36 @@
 //! `cargo run -p kvmsec-cpu --example cpu_report [ROOT]`: with no argument, the live host;
 //! with a directory, the host whose `/proc` and `/sys` are under it.
 
+use std::path::PathBuf;
+
+const USAGE: &str = "usage: cpu_report [ROOT]\n\nPrints the CPU section of the kvmsec host report for \
+the live host, or for the host whose /proc and /sys are under the directory ROOT.";
+
 fn main() {
-    let checks = match std::env::args_os().nth(1) {
-        Some(root) => kvmsec_cpu::report::host_checks_at(std::path::Path::new(&root)),
+    let mut args = std::env::args_os().skip(1);
+    let root = args.next().map(PathBuf::from);
+    if args.next().is_some()
+        || root
+            .as_ref()
+            .is_some_and(|r| r.to_string_lossy().starts_with('-'))
+    {
+        let help = root.as_ref().is_some_and(|r| r == "-h" || r == "--help");
+        if help {
+            println!("{USAGE}");
+            return;
+        }
+        eprintln!("{USAGE}");
+        std::process::exit(2);
+    }
+    if let Some(root) = root.as_ref().filter(|r| !r.is_dir()) {
+        eprintln!(
+            "cpu_report: {} is not a directory\n\n{USAGE}",
+            root.display()
+        );
+        std::process::exit(2);
+    }
+    let checks = match &root {
+        Some(root) => kvmsec_cpu::report::host_checks_at(root),
         None => kvmsec_cpu::report::host_checks(),
     };
     for c in checks {

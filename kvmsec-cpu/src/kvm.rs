@@ -374,6 +374,18 @@ impl GuestCpuid {
 
     /// Asks the KVM device at `path`.
     ///
+    /// Whether a `-cpu host` guest can be given SMEP (this needs access to `/dev/kvm`):
+    ///
+    /// ```no_run
+    /// use kvmsec_cpu::{Cr4, GuestCpuid, GuestOffer};
+    /// let guest = GuestCpuid::query(std::path::Path::new("/dev/kvm"))?;
+    /// let smep = Cr4::SMEP.support_feature().expect("SMEP has a CPUID bit");
+    /// if guest.offer(smep) != GuestOffer::Supported {
+    ///     println!("a -cpu host guest will run without SMEP");
+    /// }
+    /// # Ok::<(), kvmsec_cpu::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Kvm`](crate::Error::Kvm) if the device or the supported-CPUID ioctl fails;
     /// [`Error::KvmFeatureDisabled`](crate::Error::KvmFeatureDisabled) without the `kvm` feature;

@@ -574,9 +574,17 @@ impl HostFacts {
                     title,
                     Status::Warn,
                     format!(
-                        "KVM does not offer {} to guests{emulated}{host}, so a guest kernel will \
-                         not enable it{probe}",
-                        feature.label()
+                        "KVM does not offer {label} to guests in CPUID{emulated}{host}, so a \
+                         guest kernel will not enable it{probe}{why}",
+                        label = feature.label(),
+                        // An accepted probe only shows KVM would keep the bit; guest kernels
+                        // set it when CPUID advertises the feature.
+                        why = if probe.contains(" accepted") {
+                            " (KVM would keep the bit, but guests set it only when CPUID \
+                             advertises the feature)"
+                        } else {
+                            ""
+                        },
                     ),
                 )
             }

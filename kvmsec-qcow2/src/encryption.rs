@@ -214,6 +214,8 @@ fn with_region<T>(
 /// let luks = LuksOptions { iterations: Iterations::Fixed(1000), ..LuksOptions::default() };
 /// let enc = Encryption::Luks { passphrase: "old".into(), options: luks };
 /// drop(create(&p, &CreateOptions::new(1 << 20).encryption(enc))?);
+/// // In production pass `Iterations::default()` (calibrated to 2 s per slot, as QEMU does);
+/// // `Fixed(1000)` only keeps this example fast and is easy to brute-force.
 /// let slot = add_passphrase(&p, &"old".into(), &"new".into(), None, Iterations::Fixed(1000))?;
 /// assert_eq!(slot, 1);
 /// OpenOptions::new().passphrase(Passphrase::from("new")).open(&p)?;
@@ -272,6 +274,7 @@ pub fn remove_passphrase(
 /// let luks = LuksOptions { iterations: Iterations::Fixed(1000), ..LuksOptions::default() };
 /// let enc = Encryption::Luks { passphrase: "old".into(), options: luks };
 /// drop(create(&p, &CreateOptions::new(1 << 20).encryption(enc))?);
+/// // `Iterations::default()` in production; `Fixed(1000)` keeps the example fast.
 /// change_passphrase(&p, &"old".into(), &"new".into(), Iterations::Fixed(1000))?;
 /// let old = OpenOptions::new().passphrase("old".into()).open(&p);
 /// assert!(matches!(old, Err(Error::WrongPassphrase)));

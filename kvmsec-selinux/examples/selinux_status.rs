@@ -4,11 +4,33 @@
 
 use std::path::PathBuf;
 
+const USAGE: &str = "usage: selinux_status [ROOT]\n\nPrints the SELinux state, the configuration and \
+the SELinux section of the kvmsec host report for the live host, or for the host whose files \
+are under the directory ROOT.";
+
 fn main() {
-    let root = std::env::args_os()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/"));
+    let mut args = std::env::args_os().skip(1);
+    let root = args.next().map(PathBuf::from);
+    if args.next().is_some()
+        || root
+            .as_ref()
+            .is_some_and(|r| r.to_string_lossy().starts_with('-'))
+    {
+        if root.as_ref().is_some_and(|r| r == "-h" || r == "--help") {
+            println!("{USAGE}");
+            return;
+        }
+        eprintln!("{USAGE}");
+        std::process::exit(2);
+    }
+    let root = root.unwrap_or_else(|| PathBuf::from("/"));
+    if !root.is_dir() {
+        eprintln!(
+            "selinux_status: {} is not a directory\n\n{USAGE}",
+            root.display()
+        );
+        std::process::exit(2);
+    }
 
     match kvmsec_selinux::getenforce_at(&root) {
         Ok(state) => println!("getenforce: {state}"),

@@ -53,6 +53,9 @@ pub struct Line {
 pub struct Section {
     /// Heading, e.g. `CPU` or `Image /var/lib/images/guest.qcow2`.
     pub area: String,
+    /// The image a disk-image section is about (`None` for host areas).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<PathBuf>,
     /// The checks, in the order the crate gave them.
     pub checks: Vec<Line>,
 }
@@ -129,14 +132,17 @@ impl HostReport {
         let mut sections = vec![
             Section {
                 area: "CPU".into(),
+                image: None,
                 checks: lines_from!(cpu, kvmsec_cpu),
             },
             Section {
                 area: "cgroups".into(),
+                image: None,
                 checks: lines_from!(cgroup, kvmsec_cgroup),
             },
             Section {
                 area: "SELinux".into(),
+                image: None,
                 checks: lines_from!(selinux, kvmsec_selinux),
             },
         ];
@@ -144,6 +150,7 @@ impl HostReport {
             let checks = kvmsec_qcow2::report::image_checks(image);
             sections.push(Section {
                 area: format!("Image {}", image.display()),
+                image: Some(image.clone()),
                 checks: lines_from!(checks, kvmsec_qcow2),
             });
         }
@@ -278,8 +285,11 @@ impl Args {
                 "--strict" => out.strict = true,
                 "-h" | "--help" => out.help = true,
                 "--root" => {
-                    let dir = args.next().ok_or("--root needs a directory")?;
-                    out.options.root = Some(PathBuf::from(dir));
+                    let dir = PathBuf::from(args.next().ok_or("--root needs a directory")?);
+                    if !dir.is_dir() {
+                        return Err(format!("--root {}: not a directory", dir.display()));
+                    }
+                    out.options.root = Some(dir);
                 }
                 "--image" => {
                     let mut any = false;
@@ -342,8 +352,12 @@ mod tests {
             vec![PathBuf::from("a.qcow2"), PathBuf::from("b.qcow2")]
         );
         assert_eq!(
-            parse(&["--root", "/tmp/x"]).unwrap().options.root,
-            Some("/tmp/x".into())
+            parse(&["--root", "/tmp"]).unwrap().options.root,
+            Some("/tmp".into())
+        );
+        assert_eq!(
+            parse(&["--root", "/nonexistent/kvmsec"]).unwrap_err(),
+            "--root /nonexistent/kvmsec: not a directory"
         );
         assert_eq!(
             parse(&["--image"]).unwrap_err(),

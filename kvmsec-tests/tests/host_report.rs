@@ -188,7 +188,12 @@ fn images_made_by_qemu_img_get_the_right_verdict() {
     assert_eq!(run(&["--strict", "--image", &aes]).status.code(), Some(1));
     let json = run(&["--json", "--image", &luks, &aes]);
     let value: serde_json::Value = serde_json::from_slice(&json.stdout).expect("valid JSON");
-    assert_eq!(value["sections"].as_array().unwrap().len(), 5);
+    let sections = value["sections"].as_array().unwrap();
+    assert_eq!(sections.len(), 5);
+    // Image sections name their image as a field, not only in the heading.
+    assert_eq!(sections[3]["image"], luks.as_str());
+    assert_eq!(sections[4]["image"], aes.as_str());
+    assert!(sections[0].get("image").is_none());
 }
 
 #[test]

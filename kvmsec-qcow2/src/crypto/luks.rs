@@ -105,6 +105,13 @@ pub enum Iterations {
     Fixed(u32),
 }
 
+impl Default for Iterations {
+    /// QEMU's default: calibrate to 2000 ms per key slot (`encrypt.iter-time=2000`).
+    fn default() -> Self {
+        Iterations::Calibrate { millis: 2000 }
+    }
+}
+
 /// Parameters of a new LUKS volume. `Default` is QEMU's: AES-256, XTS, plain64, SHA-256,
 /// calibrated to 2000 ms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -129,7 +136,7 @@ impl Default for LuksOptions {
             mode: CipherMode::Xts,
             ivgen: IvGen::Plain64,
             hash: HashAlg::Sha256,
-            iterations: Iterations::Calibrate { millis: 2000 },
+            iterations: Iterations::default(),
         }
     }
 }
