@@ -380,8 +380,8 @@ fn case18_guest_features_come_from_kvm_not_host_flags() {
     assert_eq!(smep.status, Status::Warn);
     assert_eq!(
         smep.reason,
-        "KVM does not offer SMEP to guests although the host CPU has it, so a guest kernel will \
-         not enable it; CR4 probe not run: not run in this test"
+        "KVM does not offer SMEP to guests in CPUID although the host CPU has it, so a guest \
+         kernel will not enable it; CR4 probe not run: not run in this test"
     );
     assert_eq!(find(&checks, "cpu.guest_smap").status, Status::Warn);
     // UMIP: the host lacks it, KVM offers it (emulated) — the guest gets it.

@@ -145,8 +145,10 @@ mod with_kvm {
             assert_eq!(smep.status, Status::Warn);
             assert_eq!(
                 smep.reason,
-                "KVM does not offer SMEP to guests although the host CPU has it, so a guest kernel \
-                 will not enable it; CR4 probe: KVM_SET_SREGS with CR4.SMEP accepted"
+                "KVM does not offer SMEP to guests in CPUID although the host CPU has it, so a \
+                 guest kernel will not enable it; CR4 probe: KVM_SET_SREGS with CR4.SMEP accepted \
+                 (KVM would keep the bit, but guests set it only when CPUID advertises the \
+                 feature)"
             );
             assert_eq!(get("cpu.guest_smap").status, Status::Warn);
             assert_eq!(get("cpu.guest_umip").status, Status::Pass);
