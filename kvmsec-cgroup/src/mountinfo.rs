@@ -95,26 +95,42 @@ fn split_options(s: &str) -> Vec<String> {
 /// ```
 pub fn parse_mountinfo_line(line: &str) -> Result<Mount> {
     const WHAT: &str = "mountinfo line";
-    let fields: Vec<&str> = line.split(' ').filter(|f| !f.is_empty()).collect();
-    let sep = fields
-        .iter()
-        .position(|f| *f == "-")
-        .ok_or_else(|| parse_err(WHAT, line, "no lone '-' separator"))?;
-    if sep < 6 {
+    // The kernel writes exactly one space between fields. The lone `-` ends the optional
+    // fields; after it come exactly the filesystem type, the source (which may be EMPTY,
+    // giving two spaces in a row) and the super options.
+    let (before, after) = if let Some(rest) = line.strip_prefix("- ") {
+        ("", rest)
+    } else {
+        line.split_once(" - ")
+            .ok_or_else(|| parse_err(WHAT, line, "no lone '-' separator"))?
+    };
+    let fields: Vec<&str> = before.split(' ').collect();
+    if fields.len() < 6 {
         return Err(parse_err(
             WHAT,
             line,
             "fewer than six fields before the '-' separator",
         ));
     }
-    let after = &fields[sep + 1..];
-    if after.len() < 2 {
+    if fields.iter().any(|f| f.is_empty()) {
+        return Err(parse_err(
+            WHAT,
+            line,
+            "empty field (two spaces in a row) before the '-' separator",
+        ));
+    }
+    let mut after_fields = after.splitn(3, ' ');
+    let (Some(fs_type), Some(source)) = (after_fields.next(), after_fields.next()) else {
         return Err(parse_err(
             WHAT,
             line,
             "missing filesystem type or source after '-'",
         ));
+    };
+    if fs_type.is_empty() {
+        return Err(parse_err(WHAT, line, "empty filesystem type after '-'"));
     }
+    let super_options = after_fields.next().unwrap_or("");
     let num = |s: &str, name: &str| {
         s.parse::<u32>()
             .map_err(|_| parse_err(WHAT, line, format!("{name} is not a number")))
@@ -131,10 +147,10 @@ pub fn parse_mountinfo_line(line: &str) -> Result<Mount> {
         root: PathBuf::from(unescape(fields[3])),
         mount_point: PathBuf::from(unescape(fields[4])),
         mount_options: split_options(fields[5]),
-        optional_fields: fields[6..sep].iter().map(|s| s.to_string()).collect(),
-        fs_type: unescape(after[0]).to_string_lossy().into_owned(),
-        source: unescape(after[1]).to_string_lossy().into_owned(),
-        super_options: split_options(&after[2..].join(" ")),
+        optional_fields: fields[6..].iter().map(|s| s.to_string()).collect(),
+        fs_type: unescape(fs_type).to_string_lossy().into_owned(),
+        source: unescape(source).to_string_lossy().into_owned(),
+        super_options: split_options(super_options),
     })
 }
 
@@ -151,12 +167,21 @@ pub fn parse_mountinfo(text: &str) -> Result<Vec<Mount>> {
 ///
 /// The result has no ids, device number or optional fields, and its root is `/`.
 pub fn parse_mounts_line(line: &str) -> Result<Mount> {
-    let fields: Vec<&str> = line.split_whitespace().collect();
+    // Fields are separated by exactly one space; the source (first field) may be empty, so
+    // the line can start with a space. The other fields are never empty.
+    let fields: Vec<&str> = line.split(' ').collect();
     if fields.len() < 4 {
         return Err(parse_err(
             "mounts line",
             line,
             "expected: source mountpoint fstype options [dump pass]",
+        ));
+    }
+    if fields[1..].iter().any(|f| f.is_empty()) {
+        return Err(parse_err(
+            "mounts line",
+            line,
+            "empty field (two spaces in a row) after the source",
         ));
     }
     let opts = split_options(fields[3]);
@@ -263,6 +288,53 @@ mod tests {
         assert_eq!(ms[0].fs_type, "cgroup");
         assert_eq!(ms[1].mount_point, Path::new("/sys/fs/cgroup/unified"));
         assert!(parse_mounts_line("a b").is_err());
+    }
+
+    /// Finding F6 (issue 9 case 1's whole kind): an EMPTY mount source gives two spaces in a
+    /// row after the fs type; the fields after `-` are still type, source, super options.
+    #[test]
+    fn f6_empty_source_keeps_super_options() {
+        let m = parse_mountinfo_line(
+            "36 25 0:31 / /sys/fs/cgroup/cpu rw,relatime shared:9 - cgroup  rw,cpu",
+        )
+        .unwrap();
+        assert_eq!(m.fs_type, "cgroup");
+        assert_eq!(m.source, "");
+        assert_eq!(m.super_options, ["rw", "cpu"]);
+        assert_eq!(m.optional_fields, ["shared:9"]);
+        assert_eq!(m.mount_options, ["rw", "relatime"]);
+        assert_eq!(m.mount_point, Path::new("/sys/fs/cgroup/cpu"));
+
+        // The exact line the kernel printed for `mount -t tmpfs "" /work/attack/mnt`.
+        let t =
+            parse_mountinfo_line("66 46 0:40 / /work/attack/mnt rw,relatime - tmpfs  rw").unwrap();
+        assert_eq!(t.id, Some(66));
+        assert_eq!(t.parent_id, Some(46));
+        assert_eq!(t.device, Some(DeviceNumber::new(0, 40)));
+        assert_eq!(t.fs_type, "tmpfs");
+        assert_eq!(t.source, "");
+        assert_eq!(t.super_options, ["rw"]);
+        assert!(t.optional_fields.is_empty());
+
+        // Empty source and no super options at all.
+        let e = parse_mountinfo_line("1 2 0:3 / /x rw - cgroup2 ").unwrap();
+        assert_eq!(e.fs_type, "cgroup2");
+        assert_eq!(e.source, "");
+        assert!(e.super_options.is_empty());
+
+        // Before `-` the kernel never writes an empty field; after it the type is required.
+        assert!(parse_mountinfo_line("1 2 0:3 /  /x rw - cgroup cgroup rw").is_err());
+        assert!(parse_mountinfo_line("1 2 0:3 / /x rw -  cgroup rw").is_err());
+        assert!(parse_mountinfo_line("1 2 0:3 / /x rw - cgroup").is_err());
+
+        // /proc/mounts: the source is the first field and may be empty too.
+        let pm = parse_mounts_line(" /sys/fs/cgroup/cpu cgroup rw,cpu 0 0").unwrap();
+        assert_eq!(pm.source, "");
+        assert_eq!(pm.mount_point, Path::new("/sys/fs/cgroup/cpu"));
+        assert_eq!(pm.fs_type, "cgroup");
+        assert_eq!(pm.super_options, ["rw", "cpu"]);
+        assert_eq!(pm.mount_options, ["rw", "cpu"]);
+        assert!(parse_mounts_line("cgroup  /x cgroup rw 0 0").is_err());
     }
 
     proptest::proptest! {
