@@ -196,6 +196,7 @@ pub fn convert(
         Source::Qcow2(img) => img.crypt.as_ref().map(|c| c.cipher.clone()),
         Source::Raw { .. } => None,
     };
+    refuse_overwriting_source(&source, dst)?;
     let size = source.size();
     let tmp = TempFile::new(dst)?;
 
@@ -367,6 +368,31 @@ pub fn convert(
         }
     }
     tmp.persist()
+}
+
+/// Refuses a destination that is (following symlinks, or through a hard link) the source
+/// file or any file of its backing chain: renaming the target over it would destroy it.
+fn refuse_overwriting_source(source: &Source, dst: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let d = match std::fs::metadata(dst) {
+        Ok(m) => (m.dev(), m.ino()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err("stat", dst, e)),
+    };
+    let ids = match source {
+        Source::Raw { file, path, .. } => {
+            let m = file.metadata().map_err(|e| io_err("stat", path, e))?;
+            vec![(m.dev(), m.ino())]
+        }
+        Source::Qcow2(img) => img.chain_file_ids()?,
+    };
+    if ids.contains(&d) {
+        return Err(Error::InvalidArgument(format!(
+            "destination {} is the source image or a file of its backing chain",
+            dst.display()
+        )));
+    }
+    Ok(())
 }
 
 fn is_zero(b: &[u8]) -> bool {

@@ -371,6 +371,30 @@ pub(crate) fn resolve_backing(overlay: &Path, name: &str) -> Result<PathBuf> {
 }
 
 impl Image {
+    /// Device and inode numbers of this image's file and of every file in its backing chain.
+    pub(crate) fn chain_file_ids(&self) -> Result<Vec<(u64, u64)>> {
+        use std::os::unix::fs::MetadataExt;
+        let mut ids = Vec::new();
+        let mut cur = Some(self);
+        while let Some(img) = cur {
+            let m = img
+                .file
+                .metadata()
+                .map_err(|e| io_err("stat", &img.path, e))?;
+            ids.push((m.dev(), m.ino()));
+            cur = match img.backing.as_deref() {
+                Some(Backing::Qcow2(b)) => Some(b),
+                Some(Backing::Raw { file, path, .. }) => {
+                    let m = file.metadata().map_err(|e| io_err("stat", path, e))?;
+                    ids.push((m.dev(), m.ino()));
+                    None
+                }
+                None => None,
+            };
+        }
+        Ok(ids)
+    }
+
     /// Opens an unencrypted image (and its chain) read-only with default limits.
     pub fn open(path: impl AsRef<Path>) -> Result<Image> {
         OpenOptions::new().open(path)

@@ -147,3 +147,56 @@ fn qemu_compressed_and_legacy_aes_sources() {
     .unwrap();
     assert!(std::fs::read(&plain).unwrap() == data);
 }
+
+#[test]
+fn destination_that_is_the_source_or_its_chain_is_refused() {
+    use kvmsec_qcow2::{BackingFormat, create};
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.qcow2");
+    let top = dir.path().join("top.qcow2");
+    let mut b = create(&base, &CreateOptions::new(4 << 20)).unwrap();
+    b.write_at(&[0x5a; 4096], 0).unwrap();
+    b.flush().unwrap();
+    drop(b);
+    create(
+        &top,
+        &CreateOptions::new(4 << 20).backing("base.qcow2", BackingFormat::Qcow2),
+    )
+    .unwrap();
+    let raw = dir.path().join("plain.raw");
+    std::fs::write(&raw, vec![7u8; 1 << 20]).unwrap();
+    let link = dir.path().join("link.qcow2");
+    std::os::unix::fs::symlink(&base, &link).unwrap();
+    let hard = dir.path().join("hard.qcow2");
+    std::fs::hard_link(&top, &hard).unwrap();
+
+    let snapshot = |p: &std::path::Path| std::fs::read(p).unwrap();
+    let (b0, t0, r0) = (snapshot(&base), snapshot(&top), snapshot(&raw));
+    let cases: [(&std::path::Path, &std::path::Path); 6] = [
+        (&top, &top),
+        (&top, &base),
+        (&top, &link),
+        (&top, &hard),
+        (&base, &base),
+        (&raw, &raw),
+    ];
+    for (src, dst) in cases {
+        for target in [Target::Raw, Target::Qcow2(CreateOptions::new(0))] {
+            let r = convert(src, dst, ConvertOptions::new(target), cont);
+            assert!(
+                matches!(r, Err(Error::InvalidArgument(_))),
+                "{src:?} -> {dst:?}: {r:?}"
+            );
+        }
+    }
+    assert_eq!(snapshot(&base), b0);
+    assert_eq!(snapshot(&top), t0);
+    assert_eq!(snapshot(&raw), r0);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 5);
+}
