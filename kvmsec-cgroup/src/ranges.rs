@@ -37,35 +37,14 @@ impl RangeList {
         Self::default()
     }
 
-    /// From individual ids.
+    /// From individual ids (any order, duplicates allowed). O(n log n) time; memory stays
+    /// bounded by [`MAX_ID`] however many ids (or duplicates) the iterator yields.
     pub fn from_ids(ids: impl IntoIterator<Item = u32>) -> Result<Self> {
-        let mut r = RangeList::new();
+        let mut b = Builder::default();
         for id in ids {
-            r.insert_range(id, id)?;
+            b.push(id, id)?;
         }
-        Ok(r)
-    }
-
-    fn insert_range(&mut self, lo: u32, hi: u32) -> Result<()> {
-        if hi > MAX_ID {
-            return Err(Error::OutOfRange {
-                setting: "range list id",
-                value: i128::from(hi),
-                min: 0,
-                max: i128::from(MAX_ID),
-            });
-        }
-        self.ranges.push((lo, hi));
-        self.ranges.sort_unstable();
-        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(self.ranges.len());
-        for &(a, b) in &self.ranges {
-            match merged.last_mut() {
-                Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
-                _ => merged.push((a, b)),
-            }
-        }
-        self.ranges = merged;
-        Ok(())
+        Ok(b.finish())
     }
 
     /// The merged inclusive ranges, ascending.
@@ -94,6 +73,62 @@ impl RangeList {
     }
 }
 
+/// Longest range-list text accepted by [`RangeList::from_str`], in bytes. The longest list
+/// the [`MAX_ID`] bound allows without duplicates (`0,2,4,...,1048576`) is about 3.6 MB.
+pub const MAX_TEXT_LEN: usize = 8 << 20;
+
+/// Collects ranges unsorted, then sorts and merges once (O(n log n) overall). When the
+/// buffer grows past a bound it is merged in place, so duplicates cannot make it grow
+/// without limit: after a merge at most `MAX_ID / 2 + 1` disjoint ranges remain.
+#[derive(Default)]
+struct Builder {
+    ranges: Vec<(u32, u32)>,
+}
+
+impl Builder {
+    const COMPACT_AT: usize = (MAX_ID as usize + 2) * 2;
+
+    fn push(&mut self, lo: u32, hi: u32) -> Result<()> {
+        if hi > MAX_ID {
+            return Err(Error::OutOfRange {
+                setting: "range list id",
+                value: i128::from(hi),
+                min: 0,
+                max: i128::from(MAX_ID),
+            });
+        }
+        self.ranges.push((lo, hi));
+        if self.ranges.len() >= Self::COMPACT_AT {
+            self.compact();
+        }
+        Ok(())
+    }
+
+    fn compact(&mut self) {
+        self.ranges.sort_unstable();
+        let mut out = 0usize;
+        for i in 0..self.ranges.len() {
+            let (a, b) = self.ranges[i];
+            if out > 0 && a <= self.ranges[out - 1].1.saturating_add(1) {
+                let last = &mut self.ranges[out - 1];
+                last.1 = last.1.max(b);
+            } else {
+                self.ranges[out] = (a, b);
+                out += 1;
+            }
+        }
+        self.ranges.truncate(out);
+    }
+
+    fn finish(mut self) -> RangeList {
+        self.compact();
+        self.ranges.shrink_to_fit();
+        RangeList {
+            ranges: self.ranges,
+        }
+    }
+}
+
 impl FromStr for RangeList {
     type Err = Error;
 
@@ -101,10 +136,17 @@ impl FromStr for RangeList {
     /// (`0-7:2`, accepted by some kernel bitmap parsers) is refused as unsupported.
     fn from_str(s: &str) -> Result<Self> {
         const WHAT: &str = "range list";
+        if s.len() > MAX_TEXT_LEN {
+            return Err(parse_err(
+                WHAT,
+                s,
+                format!("longer than {MAX_TEXT_LEN} bytes"),
+            ));
+        }
         let t = s.trim();
-        let mut r = RangeList::new();
+        let mut r = Builder::default();
         if t.is_empty() {
-            return Ok(r);
+            return Ok(RangeList::new());
         }
         let num = |x: &str| {
             x.trim()
@@ -122,9 +164,9 @@ impl FromStr for RangeList {
             if lo > hi {
                 return Err(parse_err(WHAT, s, format!("range {part:?} runs backwards")));
             }
-            r.insert_range(lo, hi)?;
+            r.push(lo, hi)?;
         }
-        Ok(r)
+        Ok(r.finish())
     }
 }
 
@@ -163,6 +205,58 @@ mod tests {
             RangeList::from_ids([5, 1, 2, 3]).unwrap().to_string(),
             "1-3,5"
         );
+    }
+
+    /// Finding F5: long lists parse in O(n log n) with the exact result, and the limits
+    /// still apply.
+    #[test]
+    fn f5_hundred_thousand_items_parse_fast_and_exactly() {
+        const N: u32 = 100_000;
+        // Descending even ids: the worst order for the old insert-and-resort code.
+        let text = (0..N)
+            .rev()
+            .map(|i| (2 * i).to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let start = std::time::Instant::now();
+        let r: RangeList = text.parse().unwrap();
+        let ids = RangeList::from_ids((0..N).rev().map(|i| 2 * i)).unwrap();
+        // Loose bound: the quadratic version took minutes here; this takes milliseconds.
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        assert_eq!(r.ranges().len(), N as usize);
+        assert_eq!(r.ranges().first(), Some(&(0, 0)));
+        assert_eq!(r.ranges().last(), Some(&(2 * (N - 1), 2 * (N - 1))));
+        assert_eq!(r.len(), u64::from(N));
+        assert_eq!(ids, r);
+
+        // Odd ids fill the gaps: everything merges into one range.
+        let odd = (0..N).map(|i| (2 * i + 1).to_string()).collect::<Vec<_>>();
+        let both: RangeList = format!("{text},{}", odd.join(",")).parse().unwrap();
+        assert_eq!(both.ranges(), [(0, 2 * N - 1)]);
+
+        // Many duplicates (more than the compaction bound) stay exact.
+        let dup = RangeList::from_ids(std::iter::repeat_n(7, Builder::COMPACT_AT * 2 + 3)).unwrap();
+        assert_eq!(dup.ranges(), [(7, 7)]);
+
+        // Limits: an id above MAX_ID late in a long list, and text over MAX_TEXT_LEN.
+        let over = format!("{text},{}", MAX_ID + 1);
+        assert!(matches!(
+            over.parse::<RangeList>(),
+            Err(Error::OutOfRange { value, .. }) if value == i128::from(MAX_ID + 1)
+        ));
+        assert!(matches!(
+            RangeList::from_ids([1, MAX_ID + 1]),
+            Err(Error::OutOfRange { .. })
+        ));
+        assert_eq!(
+            RangeList::from_ids([MAX_ID]).unwrap().ranges(),
+            [(MAX_ID, MAX_ID)]
+        );
+        let long = "0,".repeat(MAX_TEXT_LEN / 2) + "0";
+        assert!(matches!(
+            long.parse::<RangeList>(),
+            Err(Error::Parse { reason, .. }) if reason.contains("longer than")
+        ));
     }
 
     proptest::proptest! {
