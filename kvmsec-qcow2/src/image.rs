@@ -858,13 +858,30 @@ impl Image {
         match m {
             ClusterMapping::Data { host, .. } => self.validate_data(host, self.cluster_size)?,
             ClusterMapping::Compressed { host, len } => {
-                if host >= self.file_len || host < self.cluster_size {
+                if host >= self.file_len
+                    || host < self.cluster_size
+                    || host.checked_add(len).is_none()
+                {
                     return Err(Error::Corrupt {
                         what: "compressed cluster outside the file".into(),
                         offset: host,
                     });
                 }
-                let _ = len;
+                if let Some(what) = self.meta.overlap(host, len, self.cluster_size) {
+                    return Err(Error::Corrupt {
+                        what: format!("compressed L2 entry points into {what}"),
+                        offset: host,
+                    });
+                }
+            }
+            ClusterMapping::Zero { host } if host != 0 => {
+                if host % self.cluster_size != 0 {
+                    return Err(Error::Corrupt {
+                        what: "preallocated zero cluster is not cluster-aligned".into(),
+                        offset: host,
+                    });
+                }
+                self.validate_data(host, self.cluster_size)?;
             }
             _ => {}
         }
@@ -1253,11 +1270,41 @@ impl Image {
     }
 
     fn decref(&mut self, ci: u64) -> Result<()> {
+        let cur = self.releasable(ci)?;
+        self.set_refcounts(ci, 1, (cur - 1) as u16)
+    }
+
+    /// Refcount of host cluster `ci`, which an overwritten L2 entry is about to release;
+    /// refuses (typed error) metadata clusters and clusters whose refcount is already 0.
+    fn releasable(&mut self, ci: u64) -> Result<u64> {
+        let cs = self.cluster_size;
+        let off = ci.checked_mul(cs).ok_or_else(|| Error::Corrupt {
+            what: "released cluster index overflows".into(),
+            offset: u64::MAX,
+        })?;
+        self.check_overlap(off, cs)?;
         let cur = self.refcount(ci)?;
-        if cur > 0 {
-            self.set_refcounts(ci, 1, (cur - 1) as u16)?;
+        if cur == 0 {
+            return Err(Error::Corrupt {
+                what: "cluster released by an overwritten L2 entry has refcount 0".into(),
+                offset: off,
+            });
         }
-        Ok(())
+        Ok(cur)
+    }
+
+    /// Host clusters an old L2 mapping holds references on (to release after overwriting it).
+    fn held_clusters(&self, m: &ClusterMapping) -> std::ops::Range<u64> {
+        let cs = self.cluster_size;
+        match *m {
+            ClusterMapping::Compressed { host, len } => {
+                // The length field may run past the end of the file for the last cluster.
+                let end = host.saturating_add(len).min(self.file_len.max(host + 1));
+                host / cs..end.div_ceil(cs)
+            }
+            ClusterMapping::Zero { host } if host != 0 => host / cs..host / cs + 1,
+            _ => 0..0,
+        }
     }
 
     /// Refuses a write at `host..host+len` if it overlaps metadata (QEMU's overlap check).
@@ -1382,6 +1429,15 @@ impl Image {
             });
         }
 
+        // Before writing anything: the clusters the old entry holds must be releasable, and a
+        // compressed entry must really be one (not, say, a pointer into a live data cluster).
+        if let ClusterMapping::Compressed { host, len } = m {
+            self.read_compressed(gi, host, len)?;
+        }
+        for ci in self.held_clusters(&m) {
+            self.releasable(ci)?;
+        }
+
         // Copy on write into a new cluster: old contents (backing, zeros, compressed) merged.
         let mut cbuf = vec![0u8; cs as usize];
         if data.len() as u64 != cs {
@@ -1401,16 +1457,8 @@ impl Image {
         }
 
         // Release what the old entry held (a crash before this only leaks).
-        match m {
-            ClusterMapping::Compressed { host: h, len } => {
-                let first = h / cs;
-                let last = (h + len - 1) / cs;
-                for ci in first..=last {
-                    self.decref(ci)?;
-                }
-            }
-            ClusterMapping::Zero { host: h } if h != 0 => self.decref(h / cs)?,
-            _ => {}
+        for ci in self.held_clusters(&m) {
+            self.decref(ci)?;
         }
         Ok(())
     }

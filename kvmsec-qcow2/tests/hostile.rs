@@ -354,3 +354,48 @@ proptest! {
         }
     }
 }
+
+/// F4: a write over a hostile zero/compressed L2 entry must not release metadata or live data.
+#[test]
+fn write_never_releases_metadata_or_live_clusters() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, orig) = valid_image(dir.path());
+    let l1_off = be64(&orig, 40);
+    let l2_off = be64(&orig, l1_off as usize) & 0x00ff_ffff_ffff_fe00;
+    let data1 = be64(&orig, l2_off as usize + 8) & 0x00ff_ffff_ffff_fe00;
+    assert!(data1 != 0);
+    let comp = 1u64 << 62;
+    let cases = [
+        ("zero prealloc inside the header", 0x201u64),
+        ("zero prealloc on the L1 table", l1_off | 1),
+        ("zero prealloc on an L2 table", l2_off | 1),
+        ("compressed in the L1 table", comp | l1_off),
+        ("compressed in the header", comp | 0x200),
+        ("compressed over a live data cluster", comp | data1),
+        (
+            "compressed at the end of the file",
+            comp | (orig.len() as u64 - 1),
+        ),
+    ];
+    for (what, entry) in cases {
+        std::fs::write(&p, &orig).unwrap();
+        put(&p, l2_off, &entry.to_be_bytes());
+        let before = std::fs::read(&p).unwrap();
+        let mut img = OpenOptions::new().write(true).open(&p).unwrap();
+        let r = img.write_at(&[0xa5; CS as usize], 0);
+        drop(img);
+        assert!(
+            matches!(
+                r,
+                Err(Error::Corrupt { .. }
+                    | Error::MetadataOverlap { .. }
+                    | Error::Decompress { .. })
+            ),
+            "{what}: {r:?}"
+        );
+        assert!(
+            std::fs::read(&p).unwrap() == before,
+            "{what}: image changed"
+        );
+    }
+}
