@@ -123,8 +123,8 @@ impl Group {
     /// `cpuset.cpus` and `cpuset.mems` (a new v1 cpuset group starts empty and refuses tasks
     /// with ENOSPC until both are set).
     pub fn create(hierarchy: &Hierarchy, path: &GroupPath) -> Result<Group> {
-        for p in path.ancestors_and_self().into_iter().skip(1) {
-            let g = Group::handle(hierarchy, &p);
+        for prefix in path.ancestor_prefixes().skip(1) {
+            let g = Group::handle(hierarchy, &GroupPath::from_checked_prefix(prefix));
             let dir = g.dir();
             match fs::create_dir(&dir) {
                 Ok(()) => g.after_mkdir()?,
@@ -393,11 +393,12 @@ impl Group {
     ) -> Result<Group> {
         let g = Group::create(hierarchy, path)?;
         if hierarchy.version == CgroupVersion::V2 && !controllers.is_empty() {
-            for p in path.ancestors_and_self() {
-                if &p == path {
+            for prefix in path.ancestor_prefixes() {
+                if prefix == path.as_str() {
                     break;
                 }
-                Group::handle(hierarchy, &p).enable_subtree_controllers(controllers)?;
+                Group::handle(hierarchy, &GroupPath::from_checked_prefix(prefix))
+                    .enable_subtree_controllers(controllers)?;
             }
         }
         Ok(g)

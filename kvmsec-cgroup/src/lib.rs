@@ -115,6 +115,6 @@ pub use hierarchy::{CgroupVersion, Cgroups, Controller, Hierarchy, Layout};
 pub use io::{BlockDevice, IoLimits, IoMaxLine, IoWeightSupport, IoWeights};
 pub use membership::Membership;
 pub use memory::MemoryEvents;
-pub use path::GroupPath;
+pub use path::{GroupPath, NAME_MAX, PATH_MAX};
 pub use ranges::RangeList;
 pub use stat::{IoCounters, IoStat};

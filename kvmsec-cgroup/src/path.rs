@@ -6,9 +6,17 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
+/// Longest group path accepted, in bytes (Linux `PATH_MAX`; the kernel cannot resolve a
+/// longer path anyway).
+pub const PATH_MAX: usize = 4096;
+
+/// Longest path component accepted, in bytes (Linux `NAME_MAX`).
+pub const NAME_MAX: usize = 255;
+
 /// A group's path relative to the root of its hierarchy, checked so that it cannot reach
-/// outside: no `..` or `.` components, not absolute, no NUL, no empty components. The empty
-/// path is the hierarchy's root group.
+/// outside: no `..` or `.` components, not absolute, no NUL, no empty components, at most
+/// [`PATH_MAX`] bytes in all and [`NAME_MAX`] bytes per component. The empty path is the
+/// hierarchy's root group.
 ///
 /// ```
 /// use kvmsec_cgroup::GroupPath;
@@ -39,6 +47,10 @@ impl GroupPath {
         if path.is_empty() {
             return Ok(Self::root());
         }
+        // Checked first, so nothing below (or in `ancestors_and_self`) sees a longer input.
+        if path.len() > PATH_MAX {
+            return Err(refuse("longer than PATH_MAX (4096 bytes)"));
+        }
         if path.contains('\0') {
             return Err(refuse("contains a NUL byte"));
         }
@@ -51,6 +63,9 @@ impl GroupPath {
             match comp {
                 "" => return Err(refuse("empty component (doubled or trailing '/')")),
                 "." | ".." => return Err(refuse("'.' and '..' components are refused")),
+                c if c.len() > NAME_MAX => {
+                    return Err(refuse("a component is longer than NAME_MAX (255 bytes)"));
+                }
                 _ => {}
             }
         }
@@ -103,20 +118,36 @@ impl GroupPath {
     }
 
     /// This path and every ancestor, root first (`a/b` gives root, `a`, `a/b`).
+    ///
+    /// Each entry owns its text, so the total size is the sum of the prefix lengths; the
+    /// [`PATH_MAX`] bound keeps that small. [`GroupPath::ancestor_prefixes`] borrows instead.
     pub fn ancestors_and_self(&self) -> Vec<GroupPath> {
-        let mut out = vec![GroupPath::root()];
-        let mut acc = String::new();
-        if self.is_root() {
-            return out;
-        }
-        for comp in self.0.split('/') {
-            if !acc.is_empty() {
-                acc.push('/');
-            }
-            acc.push_str(comp);
-            out.push(GroupPath(acc.clone()));
-        }
-        out
+        self.ancestor_prefixes()
+            .map(|p| GroupPath(p.to_string()))
+            .collect()
+    }
+
+    /// The texts of this path and every ancestor, root first, as slices of this path (no
+    /// allocation per prefix): `a/b` gives `""`, `"a"`, `"a/b"`.
+    ///
+    /// ```
+    /// use kvmsec_cgroup::GroupPath;
+    /// let p = GroupPath::new("machine/vm1")?;
+    /// assert_eq!(p.ancestor_prefixes().collect::<Vec<_>>(), ["", "machine", "machine/vm1"]);
+    /// # Ok::<(), kvmsec_cgroup::Error>(())
+    /// ```
+    pub fn ancestor_prefixes(&self) -> impl Iterator<Item = &str> + '_ {
+        let s = self.0.as_str();
+        let ends = s
+            .match_indices('/')
+            .map(|(i, _)| i)
+            .chain((!s.is_empty()).then_some(s.len()));
+        std::iter::once("").chain(ends.filter_map(move |end| s.get(..end)))
+    }
+
+    /// Wrap a prefix of an already checked path (every such prefix is valid too).
+    pub(crate) fn from_checked_prefix(prefix: &str) -> GroupPath {
+        GroupPath(prefix.to_string())
     }
 
     /// Directory of this group under a hierarchy directory.
@@ -180,6 +211,53 @@ mod tests {
             ["", "a", "a/b:c", "a/b:c/d (x)"]
         );
         assert_eq!(p.to_string(), "/a/b:c/d (x)");
+    }
+
+    /// Finding F7: PATH_MAX and NAME_MAX are enforced with a typed error; prefixes are
+    /// slices of the path.
+    #[test]
+    fn f7_length_limits_and_linear_ancestors() {
+        let name_ok = "n".repeat(NAME_MAX);
+        let p = GroupPath::new(&format!("a/{name_ok}")).unwrap();
+        assert_eq!(p.name(), Some(name_ok.as_str()));
+        let name_long = "n".repeat(NAME_MAX + 1);
+        for bad in [name_long.clone(), format!("a/{name_long}/b")] {
+            assert!(matches!(
+                GroupPath::new(&bad),
+                Err(Error::InvalidGroupPath { reason, .. }) if reason.contains("NAME_MAX")
+            ));
+        }
+        assert!(GroupPath::root().join(&name_long).is_err());
+
+        // Exactly PATH_MAX bytes is accepted; one more is refused.
+        let max = "a/".repeat(PATH_MAX / 2 - 1) + "ab";
+        assert_eq!(max.len(), PATH_MAX);
+        let p = GroupPath::new(&max).unwrap();
+        assert_eq!(p.ancestor_prefixes().count(), PATH_MAX / 2 + 1);
+        let over = max.clone() + "c";
+        assert!(matches!(
+            GroupPath::new(&over),
+            Err(Error::InvalidGroupPath { reason, .. }) if reason.contains("PATH_MAX")
+        ));
+        // The attack input (120 KB, 60 001 components) is refused before any other work.
+        let deep = "a/".repeat(60_000) + "a";
+        assert!(matches!(
+            GroupPath::new(&deep),
+            Err(Error::InvalidGroupPath { reason, .. }) if reason.contains("PATH_MAX")
+        ));
+
+        // Prefixes borrow from the path itself.
+        let p = GroupPath::new("x/yy/zzz").unwrap();
+        let prefixes: Vec<&str> = p.ancestor_prefixes().collect();
+        assert_eq!(prefixes, ["", "x", "x/yy", "x/yy/zzz"]);
+        for pre in &prefixes[1..] {
+            assert_eq!(pre.as_ptr(), p.as_str().as_ptr());
+        }
+        assert_eq!(
+            GroupPath::root().ancestor_prefixes().collect::<Vec<_>>(),
+            [""]
+        );
+        assert_eq!(GroupPath::root().ancestors_and_self(), [GroupPath::root()]);
     }
 
     proptest::proptest! {
