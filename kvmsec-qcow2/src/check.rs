@@ -9,7 +9,7 @@ use std::fs::File;
 use std::path::Path;
 
 use crate::header::{CryptMethod, EXT_BITMAPS, Header};
-use crate::image::parse_header_of;
+use crate::image::{Limits, parse_header_of};
 use crate::info::read_snapshots;
 use crate::io::{io_err, pread_zero_fill};
 use crate::table::{
@@ -61,21 +61,7 @@ struct Walker<'a> {
 impl Walker<'_> {
     /// Counts one reference to each cluster in `off..off+len`.
     fn inc(&mut self, off: u64, len: u64, what: &str) {
-        if len == 0 {
-            return;
-        }
-        let first = off / self.cs;
-        let last = (off + len - 1) / self.cs;
-        for c in first..=last {
-            match self.refs.get_mut(c as usize) {
-                Some(r) => *r = r.saturating_add(1),
-                None => {
-                    self.report.corruptions += 1;
-                    self.report
-                        .problem(format!("{what} at {off:#x} is outside the image file"));
-                }
-            }
-        }
+        self.inc_n(off, len, what, 1);
     }
 
     fn read_table(&self, off: u64, entries: u64) -> Result<Vec<u64>> {
@@ -87,20 +73,33 @@ impl Walker<'_> {
             .collect())
     }
 
-    /// Counts `n` references to each cluster in `off..off+len`.
+    /// Counts `n` references to each cluster in `off..off+len`. A range reaching outside the
+    /// file (or past the end of the address space) is one corruption, counted once.
     fn inc_n(&mut self, off: u64, len: u64, what: &str, n: u32) {
-        if n == 0 {
+        if n == 0 || len == 0 {
             return;
         }
-        self.inc(off, len, what);
-        if n > 1 && len > 0 {
-            let first = off / self.cs;
-            let last = (off + len - 1) / self.cs;
-            for c in first..=last {
+        let Some(end) = off.checked_add(len) else {
+            self.report.corruptions += 1;
+            self.report.problem(format!(
+                "{what} at {off:#x} runs past the end of the address space"
+            ));
+            return;
+        };
+        let first = off / self.cs;
+        let last = (end - 1) / self.cs;
+        let inside_last = last.min((self.refs.len() as u64).saturating_sub(1));
+        if first < self.refs.len() as u64 {
+            for c in first..=inside_last {
                 if let Some(r) = self.refs.get_mut(c as usize) {
-                    *r = r.saturating_add(n - 1);
+                    *r = r.saturating_add(n);
                 }
             }
+        }
+        if last >= self.refs.len() as u64 {
+            self.report.corruptions += 1;
+            self.report
+                .problem(format!("{what} at {off:#x} is outside the image file"));
         }
     }
 
@@ -125,6 +124,16 @@ impl Walker<'_> {
             self.report.corruptions += 1;
             self.report.problem(format!(
                 "L1 table offset {l1_off:#x} is not cluster aligned"
+            ));
+            return Ok(());
+        }
+        if l1_off
+            .checked_add(l1_size * 8)
+            .is_none_or(|end| end > self.len)
+        {
+            self.report.corruptions += 1;
+            self.report.problem(format!(
+                "L1 table at {l1_off:#x} of {l1_size} entries runs past the end of the file"
             ));
             return Ok(());
         }
@@ -212,6 +221,12 @@ impl Walker<'_> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn check(path: impl AsRef<Path>) -> Result<CheckReport> {
+    check_with(path, &Limits::default())
+}
+
+/// [`check`] with explicit limits: the refcount table is bounded by
+/// [`Limits::max_refcount_table_bytes`], as [`Image::open`](crate::Image::open) bounds it.
+pub fn check_with(path: impl AsRef<Path>, limits: &Limits) -> Result<CheckReport> {
     let path = path.as_ref();
     let file = File::open(path).map_err(|e| io_err("open", path, e))?;
     let (h, len) = parse_header_of(&file, path)?;
@@ -273,7 +288,7 @@ pub fn check(path: impl AsRef<Path>) -> Result<CheckReport> {
         w.walk_l2(&h, off, times, None)?;
     }
     if let (CryptMethod::Luks, Some((off, length))) = (h.crypt_method, h.crypto_header()) {
-        w.inc(off, length.div_ceil(cs) * cs, "LUKS header");
+        w.inc(off, length.div_ceil(cs).saturating_mul(cs), "LUKS header");
     }
     if h.extension(EXT_BITMAPS).is_some() {
         w.report.check_errors += 1;
@@ -281,6 +296,24 @@ pub fn check(path: impl AsRef<Path>) -> Result<CheckReport> {
             .problem("persistent dirty bitmaps are not checked".to_string());
     }
     let rt_clusters = u64::from(h.refcount_table_clusters);
+    let rt_bytes = rt_clusters * cs;
+    if rt_bytes > limits.max_refcount_table_bytes {
+        return Err(Error::LimitExceeded {
+            what: "refcount table bytes",
+            value: rt_bytes,
+            limit: limits.max_refcount_table_bytes,
+        });
+    }
+    match h.refcount_table_offset.checked_add(rt_bytes) {
+        Some(end) if end <= len => {}
+        _ => {
+            return Err(Error::Truncated {
+                what: "refcount table",
+                needed: h.refcount_table_offset.saturating_add(rt_bytes),
+                file_len: len,
+            });
+        }
+    }
     w.inc(h.refcount_table_offset, rt_clusters * cs, "refcount table");
     let table = w.read_table(h.refcount_table_offset, rt_clusters * cs / 8)?;
     let epb = (cs * 8) >> h.refcount_order;

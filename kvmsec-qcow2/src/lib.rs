@@ -130,7 +130,7 @@ mod io;
 pub mod report;
 pub mod table;
 
-pub use check::{CheckReport, check};
+pub use check::{CheckReport, check, check_with};
 pub use convert::{ConvertOptions, Progress, Target, convert};
 pub use create::{BackingFile, CreateOptions, Encryption, create, create_with};
 pub use encryption::{add_passphrase, change_passphrase, remove_passphrase};

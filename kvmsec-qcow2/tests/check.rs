@@ -110,3 +110,56 @@ fn damaged_images_counted_like_qemu() {
     let o = ours(&p);
     assert!(q.0 >= 1 && o.0 >= 1, "qemu {q:?} ours {o:?}");
 }
+
+/// F1/F2: header sizes and offsets near 2^64 give a typed error or a counted corruption,
+/// never a huge allocation, a 2^32-step loop or an overflow.
+#[test]
+fn hostile_sizes_and_offsets_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("h.qcow2");
+    let mut img = create(&p, &CreateOptions::new(4 << 20).cluster_size(512)).unwrap();
+    img.write_at(&[3u8; 3000], 0).unwrap();
+    drop(img);
+    let orig = std::fs::read(&p).unwrap();
+    let put = |off: u64, b: &[u8]| {
+        std::fs::write(&p, &orig).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.write_all_at(b, off).unwrap();
+    };
+    // refcount_table_clusters (offset 56): far above the limit and the file.
+    for n in [0x0010_0000u32, 0x0102_0001, u32::MAX] {
+        put(56, &n.to_be_bytes());
+        let t = std::time::Instant::now();
+        let r = check(&p);
+        assert!(
+            matches!(
+                r,
+                Err(kvmsec_qcow2::Error::LimitExceeded { .. }
+                    | kvmsec_qcow2::Error::Truncated { .. })
+            ),
+            "{n:#x}: {r:?}"
+        );
+        assert!(t.elapsed().as_secs() < 5);
+    }
+    // A limit lower than the real table is enforced too.
+    std::fs::write(&p, &orig).unwrap();
+    let tiny = kvmsec_qcow2::Limits {
+        max_refcount_table_bytes: 0,
+        ..kvmsec_qcow2::Limits::default()
+    };
+    assert!(matches!(
+        kvmsec_qcow2::check_with(&p, &tiny),
+        Err(kvmsec_qcow2::Error::LimitExceeded { .. })
+    ));
+    // l1_size + l1_table_offset near 2^64 (offsets 36, 40).
+    put(36, &0x3000u32.to_be_bytes());
+    let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+    f.write_all_at(&0xFFFF_FFFF_FFFF_0000u64.to_be_bytes(), 40)
+        .unwrap();
+    drop(f);
+    let r = check(&p).unwrap();
+    assert!(r.corruptions > 0 && r.corruptions < 10, "{r:?}");
+    // refcount_table_offset near 2^64 (offset 48).
+    put(48, &0xFFFF_FFFF_FFFF_0000u64.to_be_bytes());
+    assert!(check(&p).is_err());
+}
