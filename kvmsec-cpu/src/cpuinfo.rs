@@ -4,6 +4,12 @@
 //! Parsing never fails: lines without a `:` are skipped and unknown keys are kept in
 //! [`ProcessorRecord::fields`].
 //!
+//! What parsing keeps is bounded, so a hostile or corrupt file cannot make it (or
+//! [`CpuInfo::flag_differences`]) use memory beyond a fixed limit: at most
+//! [`MAX_PROCESSORS`] records, [`MAX_FLAGS_PER_RECORD`] words per flag list and
+//! [`MAX_KEPT_BYTES`] of kept text. Whatever is past a bound is dropped and
+//! [`CpuInfo::truncated`] is set.
+//!
 //! # References
 //! - Linux `arch/x86/kernel/cpu/proc.c` (x86 layout, `flags`, `vmx flags`, `bugs`).
 //! - Linux `arch/arm64/kernel/cpuinfo.c` (arm64 layout, `Features`).
@@ -13,6 +19,22 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::error::{Result, read_text, under};
+
+/// Most processor records [`CpuInfo::parse`] keeps; later records are dropped and
+/// [`CpuInfo::truncated`] is set. The kernel's `NR_CPUS` is at most 8192.
+pub const MAX_PROCESSORS: usize = 8192;
+
+/// Most words kept in each of a record's `flags`, `vmx flags` and `bugs` sets (a real x86
+/// record has a few hundred); later words are dropped and [`CpuInfo::truncated`] is set.
+pub const MAX_FLAGS_PER_RECORD: usize = 4096;
+
+/// Most bytes of `key : value` text [`CpuInfo::parse`] keeps in all (counting the copies
+/// old arm64 layouts share between records). A real 8192-CPU x86 file is about 25 MB.
+pub const MAX_KEPT_BYTES: usize = 64 << 20;
+
+/// Most processor numbers [`CpuInfo::flag_differences`] returns in all; flags past it are
+/// left out of the result.
+pub const MAX_FLAG_DIFFERENCE_ENTRIES: usize = 1 << 20;
 
 /// The architecture whose flag names a record uses. The same word means different things on
 /// different architectures (arm64 `aes` is not x86 `aes`), so flags are only compared within
@@ -85,17 +107,26 @@ pub struct CpuInfo {
     /// `key : value` lines outside any processor record (old arm64 and arm32 headers,
     /// trailing `Hardware :` blocks).
     pub other_fields: Vec<(String, String)>,
+    /// Whether parsing dropped records, flags or text past [`MAX_PROCESSORS`],
+    /// [`MAX_FLAGS_PER_RECORD`] or [`MAX_KEPT_BYTES`].
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub truncated: bool,
 }
 
 impl CpuInfo {
     /// Parses the text of `/proc/cpuinfo`. Never fails; an empty or unrecognised text gives
-    /// no processors and [`CpuArch::Other`].
+    /// no processors and [`CpuArch::Other`]. Input past [`MAX_PROCESSORS`] records,
+    /// [`MAX_FLAGS_PER_RECORD`] words per flag list or [`MAX_KEPT_BYTES`] of kept text is
+    /// dropped and [`CpuInfo::truncated`] set.
     pub fn parse(text: &str) -> Self {
         let mut processors: Vec<ProcessorRecord> = Vec::new();
         let mut other_fields = Vec::new();
         let mut current: Option<ProcessorRecord> = None;
         let mut saw_x86 = false;
         let mut saw_arm64 = false;
+        let mut budget = Budget::default();
+        // Set once MAX_PROCESSORS records exist: the lines of later records are skipped.
+        let mut skipping = false;
 
         let mut block_start = 0;
         for line in text.lines() {
@@ -103,7 +134,10 @@ impl CpuInfo {
                 if let Some(rec) = current.take() {
                     processors.push(rec);
                 }
-                share_block_fields(processors.get_mut(block_start..).unwrap_or_default());
+                share_block_fields(
+                    processors.get_mut(block_start..).unwrap_or_default(),
+                    &mut budget,
+                );
                 block_start = processors.len();
                 continue;
             }
@@ -116,10 +150,21 @@ impl CpuInfo {
                 if let Some(rec) = current.take() {
                     processors.push(rec);
                 }
-                current = Some(ProcessorRecord {
-                    processor: value.parse().ok(),
-                    ..ProcessorRecord::default()
-                });
+                if processors.len() >= MAX_PROCESSORS {
+                    skipping = true;
+                    budget.truncated = true;
+                } else {
+                    current = Some(ProcessorRecord {
+                        processor: value.parse().ok(),
+                        ..ProcessorRecord::default()
+                    });
+                }
+            }
+            if skipping {
+                continue;
+            }
+            if !budget.take(key.len() + value.len()) {
+                continue;
             }
             match key {
                 "vendor_id" | "cpu family" => saw_x86 = true,
@@ -132,10 +177,19 @@ impl CpuInfo {
             };
             rec.fields.push((key.to_string(), value.to_string()));
             let words = || value.split_whitespace().map(str::to_string);
+            let mut add = |set: &mut BTreeSet<String>| {
+                for w in words() {
+                    if set.len() >= MAX_FLAGS_PER_RECORD && !set.contains(&w) {
+                        budget.truncated = true;
+                        break;
+                    }
+                    set.insert(w);
+                }
+            };
             match key {
-                "flags" | "Features" | "features" => rec.flags.extend(words()),
-                "vmx flags" => rec.vmx_flags.extend(words()),
-                "bugs" => rec.bugs.extend(words()),
+                "flags" | "Features" | "features" => add(&mut rec.flags),
+                "vmx flags" => add(&mut rec.vmx_flags),
+                "bugs" => add(&mut rec.bugs),
                 "vendor_id" => rec.vendor_id = Some(value.to_string()),
                 "model name" => rec.model_name = Some(value.to_string()),
                 "microcode" => rec.microcode = Some(value.to_string()),
@@ -145,7 +199,10 @@ impl CpuInfo {
         if let Some(rec) = current.take() {
             processors.push(rec);
         }
-        share_block_fields(processors.get_mut(block_start..).unwrap_or_default());
+        share_block_fields(
+            processors.get_mut(block_start..).unwrap_or_default(),
+            &mut budget,
+        );
 
         // Old arm64 kernels print one shared `Features` line outside the per-CPU records.
         let shared_features = other_fields
@@ -156,8 +213,16 @@ impl CpuInfo {
             && saw_arm64
             && processors.iter().all(|p| p.flags.is_empty())
         {
-            let shared: BTreeSet<String> = v.split_whitespace().map(str::to_string).collect();
+            let shared: BTreeSet<String> = v
+                .split_whitespace()
+                .take(MAX_FLAGS_PER_RECORD)
+                .map(str::to_string)
+                .collect();
+            let cost = v.len();
             for p in &mut processors {
+                if !budget.take(cost) {
+                    break;
+                }
                 p.flags = shared.clone();
             }
         }
@@ -182,6 +247,7 @@ impl CpuInfo {
             arch,
             processors,
             other_fields,
+            truncated: budget.truncated,
         }
     }
 
@@ -230,14 +296,30 @@ impl CpuInfo {
     /// The flags some processors list and others do not, each with the processors that lack
     /// it (by `processor` number, or position when the number was unreadable). Empty on hosts
     /// whose cores agree.
+    ///
+    /// The result holds at most [`MAX_FLAG_DIFFERENCE_ENTRIES`] processor numbers in all: a
+    /// flag whose list would pass that bound, and every later flag (in name order), is left
+    /// out. Memory stays linear in the parsed input.
     pub fn flag_differences(&self) -> BTreeMap<String, Vec<u32>> {
-        let all: BTreeSet<&String> = self.processors.iter().flat_map(|p| &p.flags).collect();
-        let mut out = BTreeMap::new();
-        for flag in all {
-            let lacking = self.processors_lacking(flag);
-            if !lacking.is_empty() {
-                out.insert(flag.clone(), lacking);
+        let total = self.processors.len();
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for p in &self.processors {
+            for f in &p.flags {
+                *counts.entry(f.as_str()).or_default() += 1;
             }
+        }
+        let mut out = BTreeMap::new();
+        let mut entries = 0usize;
+        for (flag, have) in counts {
+            let missing = total.saturating_sub(have);
+            if missing == 0 {
+                continue;
+            }
+            if entries.saturating_add(missing) > MAX_FLAG_DIFFERENCE_ENTRIES {
+                break;
+            }
+            entries += missing;
+            out.insert(flag.to_string(), self.processors_lacking(flag));
         }
         out
     }
@@ -275,11 +357,15 @@ impl CpuInfo {
 /// Old arm64 kernels list `processor : 0`, `processor : 1`, … one after another and then the
 /// fields all of them share. Records of one block that hold nothing but their `processor`
 /// line take the fields of the block's last record.
-fn share_block_fields(block: &mut [ProcessorRecord]) {
+fn share_block_fields(block: &mut [ProcessorRecord], budget: &mut Budget) {
     let Some((last, earlier)) = block.split_last_mut() else {
         return;
     };
+    let cost: usize = last.fields.iter().map(|(k, v)| k.len() + v.len()).sum();
     for rec in earlier.iter_mut().filter(|r| r.fields.len() == 1) {
+        if !budget.take(cost) {
+            return;
+        }
         rec.fields.extend(
             last.fields
                 .iter()
@@ -292,6 +378,30 @@ fn share_block_fields(block: &mut [ProcessorRecord]) {
         rec.vendor_id = last.vendor_id.clone();
         rec.model_name = last.model_name.clone();
         rec.microcode = last.microcode.clone();
+    }
+}
+
+/// Bytes of text kept so far against [`MAX_KEPT_BYTES`].
+#[derive(Default)]
+struct Budget {
+    kept: usize,
+    truncated: bool,
+}
+
+impl Budget {
+    /// Count `bytes` more kept text; false (and `truncated` set) when that would pass the
+    /// bound, in which case the caller drops it.
+    fn take(&mut self, bytes: usize) -> bool {
+        match self.kept.checked_add(bytes) {
+            Some(n) if n <= MAX_KEPT_BYTES => {
+                self.kept = n;
+                true
+            }
+            _ => {
+                self.truncated = true;
+                false
+            }
+        }
     }
 }
 
@@ -324,6 +434,76 @@ mod tests {
             assert!(i.processors.is_empty(), "{t:?}");
             assert!(!i.has_x86_flag("smep"));
         }
+    }
+
+    /// Finding F8: records and flags are bounded (documented truncation) and
+    /// `flag_differences` stays linear.
+    #[test]
+    fn f8_records_and_flags_are_bounded() {
+        // The attack input: 200 000 records, each with its own flag and a shared one.
+        let text: String = (0..200_000)
+            .map(|i| format!("processor : {i}\nflags : a{i} b\n\n"))
+            .collect();
+        let info = CpuInfo::parse(&text);
+        assert!(info.truncated);
+        assert_eq!(info.processors.len(), MAX_PROCESSORS);
+        assert_eq!(info.processors.last().unwrap().processor, Some(8191));
+        let diff = info.flag_differences();
+        let entries: usize = diff.values().map(Vec::len).sum();
+        assert!(entries <= MAX_FLAG_DIFFERENCE_ENTRIES);
+        // Each unique flag lacks on 8191 CPUs: 128 of them fit the bound.
+        assert_eq!(
+            diff.len(),
+            MAX_FLAG_DIFFERENCE_ENTRIES / (MAX_PROCESSORS - 1)
+        );
+        assert!(!diff.contains_key("b"));
+        // Name order: a0, a1, a10, a100, ...
+        assert_eq!(diff["a0"].len(), MAX_PROCESSORS - 1);
+        assert_eq!(diff["a0"][0], 1);
+        assert_eq!(info.common_flags(), ["b"].map(String::from).into());
+
+        // Flags per record: the first MAX_FLAGS_PER_RECORD distinct words are kept.
+        let words: Vec<String> = (0..MAX_FLAGS_PER_RECORD + 10)
+            .map(|i| format!("f{i}"))
+            .collect();
+        let one = CpuInfo::parse(&format!("processor : 0\nflags : {}\n", words.join(" ")));
+        assert!(one.truncated);
+        assert_eq!(one.processors[0].flags.len(), MAX_FLAGS_PER_RECORD);
+        assert!(one.processors[0].flags.contains("f0"));
+        assert!(
+            !one.processors[0]
+                .flags
+                .contains(&words[MAX_FLAGS_PER_RECORD])
+        );
+
+        // Within the bounds nothing is marked truncated and the differences are exact.
+        let small = CpuInfo::parse("processor : 0\nflags : a b\n\nprocessor : 1\nflags : a\n\n");
+        assert!(!small.truncated);
+        assert_eq!(
+            small.flag_differences(),
+            [("b".to_string(), vec![1])].into_iter().collect()
+        );
+    }
+
+    /// Old arm64 blocks share the last record's fields: the copies count against
+    /// MAX_KEPT_BYTES, so many empty records plus a huge last record stay bounded.
+    #[test]
+    fn f8_shared_block_copies_are_bounded() {
+        let mut text: String = (0..MAX_PROCESSORS - 1)
+            .map(|i| format!("processor : {i}\n"))
+            .collect();
+        text.push_str(&format!("processor : {}\n", MAX_PROCESSORS - 1));
+        text.push_str(&format!("Features : {}\n", "x".repeat(1 << 20)));
+        let info = CpuInfo::parse(&text);
+        assert!(info.truncated);
+        let kept: usize = info
+            .processors
+            .iter()
+            .flat_map(|p| &p.fields)
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        assert!(kept <= MAX_KEPT_BYTES, "{kept}");
+        assert_eq!(info.processors.len(), MAX_PROCESSORS);
     }
 
     proptest! {

@@ -83,7 +83,10 @@ pub use cpuid::{
     CpuidBit, CpuidEntry, CpuidRegister, CpuidRegs, CpuidReport, CpuidSnapshot, Feature,
     HypervisorInfo,
 };
-pub use cpuinfo::{CpuArch, CpuInfo, ProcessorRecord};
+pub use cpuinfo::{
+    CpuArch, CpuInfo, MAX_FLAG_DIFFERENCE_ENTRIES, MAX_FLAGS_PER_RECORD, MAX_KEPT_BYTES,
+    MAX_PROCESSORS, ProcessorRecord,
+};
 pub use error::{Error, Result};
 pub use kvm::{
     Cr4BitProbe, Cr4Probe, GuestCpuid, GuestOffer, KvmAccess, KvmDevice, KvmModule, KvmModuleKind,
