@@ -11,7 +11,7 @@ use std::path::Path;
 use crate::header::{CryptMethod, EXT_BITMAPS, Header};
 use crate::image::{Limits, parse_header_of};
 use crate::info::read_snapshots;
-use crate::io::{io_err, pread_zero_fill};
+use crate::io::pread_zero_fill;
 use crate::table::{
     ClusterMapping, L1E_OFFSET_MASK, OFLAG_COPIED, REFT_OFFSET_MASK, decode_l2, get_refcount,
 };
@@ -228,7 +228,7 @@ pub fn check(path: impl AsRef<Path>) -> Result<CheckReport> {
 /// [`Limits::max_refcount_table_bytes`], as [`Image::open`](crate::Image::open) bounds it.
 pub fn check_with(path: impl AsRef<Path>, limits: &Limits) -> Result<CheckReport> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|e| io_err("open", path, e))?;
+    let file = crate::io::open_image(path, false)?;
     let (h, len) = parse_header_of(&file, path)?;
     let cs = h.cluster_size();
     let nb = len.div_ceil(cs);

@@ -172,7 +172,7 @@ pub fn convert(
     } else {
         opts.threads
     };
-    let file = File::open(src).map_err(|e| io_err("open", src, e))?;
+    let file = crate::io::open_image(src, false)?;
     let format = match opts.source_format {
         Some(f) => f,
         None if is_qcow2(&file, src)? => BackingFormat::Qcow2,

@@ -432,11 +432,7 @@ impl Image {
                 path: path.to_path_buf(),
             });
         }
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(write)
-            .open(path)
-            .map_err(|e| io_err("open", path, e))?;
+        let file = crate::io::open_image(path, write)?;
         let (header, len) = parse_header_of(&file, path)?;
         let mut img = Image::from_parts(path, file, header, len, &opts.limits)?;
 
@@ -476,7 +472,7 @@ impl Image {
                 }
                 None => {
                     // No format recorded: probe, as older QEMU did.
-                    let f = File::open(&bpath).map_err(|e| io_err("open", &bpath, e))?;
+                    let f = crate::io::open_image(&bpath, false)?;
                     if is_qcow2(&f, &bpath)? {
                         BackingFormat::Qcow2
                     } else {
@@ -486,7 +482,7 @@ impl Image {
             };
             let backing = match fmt {
                 BackingFormat::Raw => {
-                    let f = File::open(&bpath).map_err(|e| io_err("open", &bpath, e))?;
+                    let f = crate::io::open_image(&bpath, false)?;
                     let size = file_len(&f, &bpath)?;
                     Backing::Raw {
                         file: f,

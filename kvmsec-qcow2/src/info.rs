@@ -122,7 +122,7 @@ fn actual_size(file: &File) -> u64 {
 /// ```
 pub fn info(path: impl AsRef<Path>) -> Result<ImageInfo> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|e| io_err("open", path, e))?;
+    let file = crate::io::open_image(path, false)?;
     if !is_qcow2(&file, path)? {
         return Ok(ImageInfo {
             path: path.to_path_buf(),

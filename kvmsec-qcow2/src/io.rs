@@ -66,3 +66,52 @@ pub(crate) fn file_len(file: &File, path: &Path) -> Result<u64> {
 pub(crate) fn datasync(file: &File, path: &Path) -> Result<()> {
     file.sync_data().map_err(|e| io_err("sync", path, e))
 }
+
+/// Opens an image file (or a backing file named by an image) without blocking: a FIFO or a
+/// terminal named by a hostile image must not hang `open(2)`. Only regular files and block
+/// devices are accepted; anything else is [`Error::Unsupported`].
+pub(crate) fn open_image(path: &Path, write: bool) -> Result<File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    use std::os::unix::io::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| io_err("open", path, e))?;
+    let ft = file
+        .metadata()
+        .map_err(|e| io_err("stat", path, e))?
+        .file_type();
+    if !(ft.is_file() || ft.is_block_device()) {
+        let kind = if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_char_device() {
+            "a character device"
+        } else if ft.is_dir() {
+            "a directory"
+        } else if ft.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(Error::Unsupported {
+            what: format!(
+                "{} is {kind} (only regular files and block devices)",
+                path.display()
+            ),
+        });
+    }
+    let fd = file.as_raw_fd();
+    // SAFETY: `fd` is a valid open descriptor owned by `file` for the duration of both calls;
+    // F_GETFL/F_SETFL take no pointers.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io_err("fcntl", path, std::io::Error::last_os_error()));
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io_err("fcntl", path, std::io::Error::last_os_error()));
+    }
+    Ok(file)
+}

@@ -399,3 +399,64 @@ fn write_never_releases_metadata_or_live_clusters() {
         );
     }
 }
+
+/// F3: a backing file (or image) that is a FIFO, a terminal or a directory is a typed error,
+/// never a hang in `open(2)`.
+#[test]
+fn fifo_or_device_backing_files_do_not_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    std::fs::create_dir(dir.path().join("subdir")).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let d = dir.path().to_path_buf();
+    std::thread::spawn(move || {
+        let mut results = Vec::new();
+        for (name, fmt) in [
+            ("fifo", Some("raw")),
+            ("fifo", Some("qcow2")),
+            ("fifo", None),
+            ("/dev/tty", Some("raw")),
+            ("/dev/tty", None),
+            ("subdir", Some("raw")),
+        ] {
+            let top = d.join("evil.qcow2");
+            let _ = std::fs::remove_file(&top);
+            let mut c = qemu_img();
+            c.args(["create", "-q", "-f", "qcow2", "-u", "-b", name]);
+            c.args(["-F", fmt.unwrap_or("raw")]);
+            run(c.arg(&top).arg("1M"));
+            if fmt.is_none() {
+                // Hide the backing-format extension (0xe2792aca) so the format is probed.
+                let mut b = std::fs::read(&top).unwrap();
+                let at = b
+                    .windows(4)
+                    .position(|w| w == [0xe2, 0x79, 0x2a, 0xca])
+                    .unwrap();
+                b[at..at + 4].copy_from_slice(&[0x12, 0x34, 0x56, 0x78]);
+                std::fs::write(&top, b).unwrap();
+            }
+            let open = OpenOptions::new().open(&top).map(|_| ());
+            let info = kvmsec_qcow2::info_chain(&top).map(|_| ());
+            let conv = kvmsec_qcow2::convert(
+                &top,
+                d.join("out.raw"),
+                kvmsec_qcow2::ConvertOptions::new(kvmsec_qcow2::Target::Raw),
+                |_| std::ops::ControlFlow::Continue(()),
+            );
+            results.push((name, open.is_err(), info.is_err(), conv.is_err()));
+        }
+        let direct = OpenOptions::new().open(d.join("fifo")).map(|_| ());
+        let chk = check(d.join("fifo")).map(|_| ());
+        tx.send((results, direct.is_err(), chk.is_err())).unwrap();
+    });
+    let (results, direct, chk) = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("opening a FIFO/device backing file hung");
+    for (name, open_err, info_err, conv_err) in results {
+        assert!(open_err && info_err && conv_err, "{name}");
+    }
+    assert!(direct && chk);
+}
