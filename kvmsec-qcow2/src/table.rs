@@ -46,7 +46,18 @@ pub enum ClusterMapping {
 }
 
 /// Decodes a standard (64-bit) L2 entry.
+///
+/// `cluster_bits` outside 9..=21 (the range [`Header::parse`](crate::header::Header::parse)
+/// accepts) is [`Error::InvalidHeader`].
 pub fn decode_l2(entry: u64, cluster_bits: u32, version: u32) -> Result<ClusterMapping> {
+    if !(crate::header::MIN_CLUSTER_BITS..=crate::header::MAX_CLUSTER_BITS).contains(&cluster_bits)
+    {
+        return Err(Error::InvalidHeader {
+            field: "cluster_bits",
+            value: cluster_bits.into(),
+            reason: "must be between 9 and 21",
+        });
+    }
     if entry & OFLAG_COMPRESSED != 0 {
         // x = 62 - (cluster_bits - 8); bits 0..x-1 offset, x..61 additional sectors.
         let x = 62 - (cluster_bits - 8);
@@ -163,6 +174,26 @@ pub fn parse_snapshots(buf: &[u8], count: u32) -> Result<(Vec<Snapshot>, usize)>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decode_l2_refuses_out_of_range_cluster_bits() {
+        for bits in [0u32, 8, 22, 64, 71, u32::MAX] {
+            for entry in [1u64 << 62, OFLAG_COPIED | 0x10000, 0] {
+                assert!(
+                    matches!(
+                        decode_l2(entry, bits, 3),
+                        Err(Error::InvalidHeader {
+                            field: "cluster_bits",
+                            ..
+                        })
+                    ),
+                    "bits {bits} entry {entry:#x}"
+                );
+            }
+        }
+        assert!(decode_l2(1 << 62, 9, 3).is_ok());
+        assert!(decode_l2(1 << 62, 21, 3).is_ok());
+    }
 
     #[test]
     fn refcount_orders() {
