@@ -81,6 +81,21 @@
 //! range-checked before use; sizes are bounded by [`Limits`] (L1 and refcount table size,
 //! chain depth, cache memory, PBKDF2 iterations).
 //!
+//! # Speed: build this crate with one codegen unit
+//! Encryption runs on AES-NI or VAES through the `aes` crate, picked at run time, with the
+//! XTS tweak arithmetic on AVX-512 when the CPU has it. The `aes` crate's VAES code is only
+//! fully inlined when the crate instantiating it (this one) is compiled as a single codegen
+//! unit; with cargo's release default of 16 units, AES-256-XTS runs at roughly half speed.
+//! Add this to the Cargo.toml of your workspace (it changes nothing else):
+//!
+//! ```toml
+//! [profile.release.package.kvmsec-qcow2]
+//! codegen-units = 1
+//! ```
+//!
+//! `lto = true` with `codegen-units = 1` for the whole release profile (what many VMMs
+//! ship with) has the same effect. `BENCHMARKS.md` in the repository has the figures.
+//!
 //! # Crate features
 //! - `deflate` (default): read deflate-compressed clusters (`qemu-img convert -c`), via
 //!   `flate2`.

@@ -255,6 +255,25 @@ impl IvSource {
         })
     }
 
+    /// The IVs of `out.len()` consecutive sectors starting at `first` (wrapping), with the
+    /// generator chosen once rather than per sector.
+    #[inline]
+    fn fill(&self, first: u64, out: &mut [Block]) {
+        match self {
+            IvSource::Plain64 => {
+                for (i, iv) in out.iter_mut().enumerate() {
+                    *iv = Block::default();
+                    iv[..8].copy_from_slice(&first.wrapping_add(i as u64).to_le_bytes());
+                }
+            }
+            _ => {
+                for (i, iv) in out.iter_mut().enumerate() {
+                    *iv = self.iv(first.wrapping_add(i as u64));
+                }
+            }
+        }
+    }
+
     #[inline]
     fn iv(&self, sector: u64) -> Block {
         let mut iv = Block::default();
@@ -300,11 +319,12 @@ enum Engine {
 /// legacy AES the guest offset / 512.
 ///
 /// # Speed
-/// Hand it large buffers (a whole cluster): XTS batches 16 sectors per AES call. Measured on
-/// one core of the development machine (AMD EPYC with VAES, CPU time): AES-256-XTS ≈ 3.5 GB/s
-/// on 64 KiB buffers, ≈ 2.6 GB/s on 4 KiB, ≈ 1.9 GB/s on single sectors, against ≈ 5.7 GB/s
-/// for `openssl speed -evp aes-256-xts` — about 60 %. Built with `-C target-cpu=native` (which
-/// lets the `aes` crate inline its VAES code) the same loop reaches ≈ 4.9 GB/s (≈ 85 %).
+/// Hand it large buffers (a whole cluster): XTS batches 16 sectors per AES call, and on CPUs
+/// with AVX-512F the tweak sequence and its XORs run four blocks per instruction. The AES
+/// rounds use AES-NI or VAES through the `aes` crate. Build this crate as one codegen unit
+/// (see the [crate docs](crate#speed-build-this-crate-with-one-codegen-unit)): with cargo's
+/// default of 16 units the `aes` crate's VAES code is not inlined and AES-256-XTS runs at
+/// about half speed. `BENCHMARKS.md` has this loop next to `openssl speed -evp aes-256-xts`.
 ///
 /// ```
 /// use kvmsec_qcow2::crypto::{CipherAlg, CipherMode, IvGen, SectorCipher};
@@ -462,6 +482,29 @@ impl SectorCipher {
     /// cost as much as the AES itself, which runs on AES-NI/VAES either way.
     fn run(&self, first_sector: u64, buf: &mut [u8], enc: bool) {
         #[cfg(target_arch = "x86_64")]
+        if buf.len().is_multiple_of(SECTOR_SIZE) && xts_x86::available() {
+            let iv = &self.iv;
+            // SAFETY (all three): `xts_x86::available()` confirmed AVX-512F just above, the
+            // only CPU feature `xts_x86::xts` needs; whole sectors were checked too.
+            match &self.engine {
+                Engine::Xts128(d, t) => {
+                    return unsafe { xts_avx512(d, t, iv, first_sector, buf, enc) };
+                }
+                Engine::Xts192(d, t) => {
+                    return unsafe { xts_avx512(d, t, iv, first_sector, buf, enc) };
+                }
+                Engine::Xts256(d, t) => {
+                    return unsafe { xts_avx512(d, t, iv, first_sector, buf, enc) };
+                }
+                _ => {}
+            }
+        }
+        self.run_portable(first_sector, buf, enc);
+    }
+
+    /// The mode code without AVX-512 (still with AVX2 when the CPU has it).
+    fn run_portable(&self, first_sector: u64, buf: &mut [u8], enc: bool) {
+        #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: `run_avx2` only requires the CPU to support AVX2, checked just above.
             unsafe { self.run_avx2(first_sector, buf, enc) };
@@ -528,6 +571,17 @@ fn xts<C: Aes16>(data: &C, tweak: &C, iv: &IvSource, first: u64, buf: &mut [u8],
     }
 }
 
+/// [`xts_x86::xts`] with the same small-request rule as [`xts`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn xts_avx512<C: Aes16>(data: &C, tweak: &C, iv: &IvSource, first: u64, buf: &mut [u8], enc: bool) {
+    if buf.len() <= SECTOR_SIZE {
+        xts_x86::xts::<C, 1>(data, tweak, iv, first, buf, enc);
+    } else {
+        xts_x86::xts::<C, XTS_BATCH_SECTORS>(data, tweak, iv, first, buf, enc);
+    }
+}
+
 /// XTS over up to `N` sectors per AES call: (1) the sectors' initial tweaks are encrypted in
 /// one call, (2) the 32 tweaks of each sector are derived with the `N` α-multiplication chains
 /// interleaved (independent, so the CPU overlaps them), (3) data ^= tweaks, (4) one
@@ -547,10 +601,8 @@ fn xts_batches<C: Aes16, const N: usize>(
     let mut sector = first;
     for batch in buf.chunks_mut(N * SECTOR_SIZE) {
         let sectors = batch.len().div_ceil(SECTOR_SIZE);
-        for s in start.iter_mut().take(sectors) {
-            *s = iv.iv(sector);
-            sector = sector.wrapping_add(1);
-        }
+        iv.fill(sector, &mut start[..sectors]);
+        sector = sector.wrapping_add(sectors as u64);
         tweak.encrypt_blocks(&mut start[..sectors]);
         for (c, s) in chains.iter_mut().zip(start.iter()) {
             *c = u128::from_le_bytes(s.0);
@@ -688,6 +740,9 @@ pub fn probe_plaintext(first_sectors: &[u8]) -> PlaintextProbe {
     }
     PlaintextProbe::Unknown
 }
+
+#[cfg(target_arch = "x86_64")]
+mod xts_x86;
 
 #[cfg(test)]
 mod tests;
