@@ -132,6 +132,11 @@ impl GroupSet {
 
     /// Remove the group from every hierarchy; every removal is attempted and the first
     /// error is returned.
+    ///
+    /// Only the group itself is removed: parents that [`create`](Self::create) made on the
+    /// way (for `machine/vm1`, the `machine` group) stay, because other groups may live in
+    /// them. Remove a parent you own the same way, by opening its [`GroupPath`], once its
+    /// last child is gone.
     pub fn remove(&self, opts: &RemoveOptions) -> Result<()> {
         let mut first = None;
         for g in self.groups() {

@@ -2,22 +2,24 @@
 //! `qemu-img amend -o encrypt.state=...`.
 //!
 //! ```text
-//! qcow2-passphrase add    [--iter N] [--slot N] IMAGE   # $KVMSEC_PASSPHRASE unlocks, $KVMSEC_NEW_PASSPHRASE is added
-//! qcow2-passphrase change [--iter N] IMAGE              # $KVMSEC_PASSPHRASE replaced by $KVMSEC_NEW_PASSPHRASE
-//! qcow2-passphrase remove [--force] IMAGE               # slots opened by $KVMSEC_PASSPHRASE disabled
+//! qcow2-passphrase add    [--iter N] [--slot N] IMAGE   # the current passphrase unlocks, the new one is added
+//! qcow2-passphrase change [--iter N] IMAGE              # the current passphrase is replaced by the new one
+//! qcow2-passphrase remove [--force] IMAGE               # slots opened by the current passphrase disabled
 //! qcow2-passphrase remove-slot [--force] N IMAGE        # slot N disabled
 //! ```
-//! Passphrases come only from the environment (or `FILE` given in `$KVMSEC_PASSPHRASE_FILE` /
-//! `$KVMSEC_NEW_PASSPHRASE_FILE`), never from the command line.
+//! The current passphrase comes from `--passphrase-file FILE` or `$KVMSEC_PASSPHRASE`, the new
+//! one from `--new-passphrase-file FILE` or `$KVMSEC_NEW_PASSPHRASE` (the same options as
+//! `qcow2-create` and `qcow2-convert`), never from the command line. Trailing newlines
+//! in a file are ignored. `--force` allows removing the last active slot.
 
 use std::process::ExitCode;
 
 use kvmsec_qcow2::crypto::{Iterations, KeySlotSelector, Passphrase};
 use kvmsec_qcow2::{add_passphrase, change_passphrase, remove_passphrase};
 
-fn passphrase(env: &str) -> Result<Passphrase, String> {
-    if let Some(f) = std::env::var_os(format!("{env}_FILE")) {
-        let mut bytes = std::fs::read(&f).map_err(|e| format!("{}: {e}", f.to_string_lossy()))?;
+fn passphrase(env: &str, file: Option<&String>, flag: &str) -> Result<Passphrase, String> {
+    if let Some(f) = file {
+        let mut bytes = std::fs::read(f).map_err(|e| format!("{f}: {e}"))?;
         while bytes.last() == Some(&b'\n') {
             bytes.pop();
         }
@@ -25,7 +27,7 @@ fn passphrase(env: &str) -> Result<Passphrase, String> {
     }
     std::env::var_os(env)
         .map(|v| Passphrase::new(v.into_encoded_bytes()))
-        .ok_or_else(|| format!("${env} (or ${env}_FILE) is not set"))
+        .ok_or_else(|| format!("give {flag} FILE or set ${env}"))
 }
 
 fn run() -> Result<(), String> {
@@ -36,6 +38,8 @@ fn run() -> Result<(), String> {
     let mut iterations = Iterations::Calibrate { millis: 2000 };
     let mut slot = None;
     let mut force = false;
+    let mut pw_file = None;
+    let mut new_pw_file = None;
     let mut rest = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -48,34 +52,41 @@ fn run() -> Result<(), String> {
                 slot = Some(n.parse().map_err(|e| format!("{e}"))?);
             }
             "--force" => force = true,
+            "--passphrase-file" => {
+                pw_file = Some(args.next().ok_or("--passphrase-file needs a value")?);
+            }
+            "--new-passphrase-file" => {
+                new_pw_file = Some(args.next().ok_or("--new-passphrase-file needs a value")?);
+            }
+            _ if a.starts_with("--") => return Err(format!("unknown option {a}")),
             _ => rest.push(a),
         }
     }
-    let err = |e: kvmsec_qcow2::Error| e.to_string();
+    let current = || passphrase("KVMSEC_PASSPHRASE", pw_file.as_ref(), "--passphrase-file");
+    let new = || {
+        passphrase(
+            "KVMSEC_NEW_PASSPHRASE",
+            new_pw_file.as_ref(),
+            "--new-passphrase-file",
+        )
+    };
+    let err = |e: kvmsec_qcow2::Error| match e {
+        kvmsec_qcow2::Error::KeySlot { reason, .. } if !force && reason.contains("last active") => {
+            format!("{e} (pass --force to remove it anyway)")
+        }
+        e => e.to_string(),
+    };
     match (cmd.as_str(), rest.as_slice()) {
         ("add", [image]) => {
-            let n = add_passphrase(
-                image,
-                &passphrase("KVMSEC_PASSPHRASE")?,
-                &passphrase("KVMSEC_NEW_PASSPHRASE")?,
-                slot,
-                iterations,
-            )
-            .map_err(err)?;
+            let n = add_passphrase(image, &current()?, &new()?, slot, iterations).map_err(err)?;
             println!("added key slot {n}");
         }
         ("change", [image]) => {
-            let n = change_passphrase(
-                image,
-                &passphrase("KVMSEC_PASSPHRASE")?,
-                &passphrase("KVMSEC_NEW_PASSPHRASE")?,
-                iterations,
-            )
-            .map_err(err)?;
+            let n = change_passphrase(image, &current()?, &new()?, iterations).map_err(err)?;
             println!("passphrase now in key slot {n}");
         }
         ("remove", [image]) => {
-            let pw = passphrase("KVMSEC_PASSPHRASE")?;
+            let pw = current()?;
             let slots =
                 remove_passphrase(image, KeySlotSelector::Passphrase(&pw), force).map_err(err)?;
             println!("removed key slots {slots:?}");

@@ -6,10 +6,10 @@
 pub enum Error {
     // ---- container (qcow2 format) variants: owned by the format work ----
     /// An I/O operation on an image file failed.
-    #[error("{operation} {path}: {source}")]
+    #[error("{op} {path}: {source}")]
     Io {
         /// What was being done ("read", "write", "open", ...).
-        operation: &'static str,
+        op: &'static str,
         /// The file it was done to.
         path: std::path::PathBuf,
         /// The underlying error.

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use crate::{Error, Result};
 
-pub(crate) fn io_err(operation: &'static str, path: &Path, source: std::io::Error) -> Error {
+pub(crate) fn io_err(op: &'static str, path: &Path, source: std::io::Error) -> Error {
     Error::Io {
-        operation,
+        op,
         path: path.to_path_buf(),
         source,
     }

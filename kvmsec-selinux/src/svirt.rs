@@ -376,7 +376,11 @@ fn put_back(f: &LabelledFile) -> Result<()> {
 /// [`Error::RelabelFailed`].
 ///
 /// ```no_run
-/// use kvmsec_selinux::*;
+/// use kvmsec_selinux::{
+///     label_images, DiskImage, GuestLabels, ImageAccess, LabelOptions, LabelTemplates,
+///     McsAllocator,
+/// };
+///
 /// let mut mcs = McsAllocator::new();
 /// mcs.seed_from_processes()?;
 /// let guest = GuestLabels::dynamic(&mut mcs, &LabelTemplates::default())?;

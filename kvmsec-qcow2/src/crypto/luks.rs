@@ -1050,7 +1050,7 @@ pub fn luks_remove_key(
     if remaining == 0 && !force_last {
         return Err(Error::KeySlot {
             slot: targets.first().copied().unwrap_or(0),
-            reason: "refusing to remove the last active key slot (force_last not set)",
+            reason: "refusing to remove the last active key slot: no passphrase would open the image afterwards",
         });
     }
     for &i in &targets {

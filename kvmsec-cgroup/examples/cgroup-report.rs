@@ -2,7 +2,7 @@
 //! host report. Works unprivileged.
 //!
 //! ```sh
-//! cargo run -p kvmsec-cgroup --example cgroup_report
+//! cargo run -p kvmsec-cgroup --example cgroup-report
 //! ```
 
 use kvmsec_cgroup::report::host_checks;
@@ -10,13 +10,13 @@ use kvmsec_cgroup::subsys::SubsystemListing;
 
 fn main() {
     if let Some(arg) = std::env::args().nth(1) {
-        let usage = "usage: cgroup_report\n\nPrints this host's cgroup subsystems (like \
+        let usage = "usage: cgroup-report\n\nPrints this host's cgroup subsystems (like \
                      `lssubsys -am`) and the cgroup section of the kvmsec host report.";
         if arg == "-h" || arg == "--help" {
             println!("{usage}");
             return;
         }
-        eprintln!("cgroup_report: unexpected argument {arg:?}\n\n{usage}");
+        eprintln!("cgroup-report: unexpected argument {arg:?}\n\n{usage}");
         std::process::exit(2);
     }
     match SubsystemListing::read_at(std::path::Path::new("/")) {

@@ -1,11 +1,11 @@
 //! Prints the CPU section of the host report.
 //!
-//! `cargo run -p kvmsec-cpu --example cpu_report [ROOT]`: with no argument, the live host;
+//! `cargo run -p kvmsec-cpu --example cpu-report [ROOT]`: with no argument, the live host;
 //! with a directory, the host whose `/proc` and `/sys` are under it.
 
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: cpu_report [ROOT]\n\nPrints the CPU section of the kvmsec host report for \
+const USAGE: &str = "usage: cpu-report [ROOT]\n\nPrints the CPU section of the kvmsec host report for \
 the live host, or for the host whose /proc and /sys are under the directory ROOT.";
 
 fn main() {
@@ -26,7 +26,7 @@ fn main() {
     }
     if let Some(root) = root.as_ref().filter(|r| !r.is_dir()) {
         eprintln!(
-            "cpu_report: {} is not a directory\n\n{USAGE}",
+            "cpu-report: {} is not a directory\n\n{USAGE}",
             root.display()
         );
         std::process::exit(2);

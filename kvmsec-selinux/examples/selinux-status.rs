@@ -1,10 +1,10 @@
 //! Print this host's SELinux state, configuration and report section.
 //!
-//! `cargo run -p kvmsec-selinux --example selinux_status [ROOT]`
+//! `cargo run -p kvmsec-selinux --example selinux-status [ROOT]`
 
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: selinux_status [ROOT]\n\nPrints the SELinux state, the configuration and \
+const USAGE: &str = "usage: selinux-status [ROOT]\n\nPrints the SELinux state, the configuration and \
 the SELinux section of the kvmsec host report for the live host, or for the host whose files \
 are under the directory ROOT.";
 
@@ -26,7 +26,7 @@ fn main() {
     let root = root.unwrap_or_else(|| PathBuf::from("/"));
     if !root.is_dir() {
         eprintln!(
-            "selinux_status: {} is not a directory\n\n{USAGE}",
+            "selinux-status: {} is not a directory\n\n{USAGE}",
             root.display()
         );
         std::process::exit(2);
