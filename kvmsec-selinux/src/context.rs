@@ -50,9 +50,7 @@ impl CategorySet {
         check_category(u32::from(first))?;
         check_category(u32::from(last))?;
         let mut set = CategorySet::new();
-        for c in first..=last {
-            set.set_bit(c);
-        }
+        set.set_range(first, last);
         Ok(set)
     }
 
@@ -94,7 +92,17 @@ impl CategorySet {
 
     /// The categories in ascending order.
     pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
-        (0..=MAX_CATEGORY).filter(move |c| self.contains(*c))
+        self.bits.iter().enumerate().flat_map(|(w, &word)| {
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                if rest == 0 {
+                    return None;
+                }
+                let b = rest.trailing_zeros();
+                rest &= rest - 1;
+                Some((w * 64) as u16 + b as u16)
+            })
+        })
     }
 
     /// Whether every category of `other` is in `self`.
@@ -135,16 +143,43 @@ impl CategorySet {
         }
     }
 
-    /// Runs of consecutive categories as `(first, last)`.
-    fn runs(&self) -> Vec<(u16, u16)> {
-        let mut runs: Vec<(u16, u16)> = Vec::new();
-        for c in self.iter() {
-            match runs.last_mut() {
-                Some((_, last)) if *last + 1 == c => *last = c,
-                _ => runs.push((c, c)),
+    /// Sets `first..=last` (both at most [`MAX_CATEGORY`]) a word at a time.
+    fn set_range(&mut self, first: u16, last: u16) {
+        let (first, last) = (usize::from(first), usize::from(last));
+        for w in first / 64..=last / 64 {
+            let lo = first.max(w * 64) - w * 64;
+            let hi = last.min(w * 64 + 63) - w * 64;
+            let mask = (u64::MAX >> (63 - hi)) & (u64::MAX << lo);
+            if let Some(word) = self.bits.get_mut(w) {
+                *word |= mask;
             }
         }
-        runs
+    }
+
+    /// Runs of consecutive categories as `(first, last)`, found a word at a time: the end of
+    /// a run is the first clear bit after its start.
+    fn runs(&self) -> impl Iterator<Item = (u16, u16)> + '_ {
+        let mut from = 0usize;
+        std::iter::from_fn(move || {
+            let first = self.next_bit(from, true)?;
+            let last = self.next_bit(first, false).unwrap_or(WORDS * 64) - 1;
+            from = last + 1;
+            Some((first as u16, last as u16))
+        })
+    }
+
+    /// The first position `>= from` whose bit equals `set`.
+    fn next_bit(&self, from: usize, set: bool) -> Option<usize> {
+        let mut w = from / 64;
+        let flip = if set { 0 } else { u64::MAX };
+        let mut word = (*self.bits.get(w)? ^ flip) & (u64::MAX << (from % 64));
+        loop {
+            if word != 0 {
+                return Some(w * 64 + word.trailing_zeros() as usize);
+            }
+            w += 1;
+            word = *self.bits.get(w)? ^ flip;
+        }
     }
 }
 
@@ -732,9 +767,7 @@ fn parse_categories(s: &str) -> PartResult<CategorySet> {
                         ContextProblem::CategoryRangeNotAscending { first, last },
                     ));
                 }
-                for c in first..=last {
-                    set.set_bit(c);
-                }
+                set.set_range(first, last);
             }
             None => set.set_bit(parse_category(item)?),
         }

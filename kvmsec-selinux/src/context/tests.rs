@@ -324,6 +324,43 @@ proptest! {
         prop_assert_eq!(kernel, ctx);
     }
 
+    /// The word-at-a-time set operations agree with a plain `Vec<bool>` model: ranges across
+    /// word boundaries, iteration order, and the canonical text (runs of 1, 2 and 3+).
+    #[test]
+    fn category_set_matches_a_naive_model(
+        ranges in proptest::collection::vec((0u16..=MAX_CATEGORY, 0u16..200), 0..6),
+    ) {
+        let mut model = vec![false; usize::from(MAX_CATEGORY) + 1];
+        let mut set = CategorySet::new();
+        for (first, len) in ranges {
+            let last = first.saturating_add(len).min(MAX_CATEGORY);
+            model[usize::from(first)..=usize::from(last)].iter_mut().for_each(|b| *b = true);
+            set = set.union(&CategorySet::from_range(first, last).unwrap());
+        }
+        let want: Vec<u16> = (0..=MAX_CATEGORY).filter(|&c| model[usize::from(c)]).collect();
+        prop_assert_eq!(set.iter().collect::<Vec<_>>(), want.clone());
+        prop_assert_eq!(set.len(), want.len());
+
+        let mut text = Vec::new();
+        let mut i = 0;
+        while i < want.len() {
+            let mut j = i;
+            while j + 1 < want.len() && want[j + 1] == want[j] + 1 {
+                j += 1;
+            }
+            match j - i {
+                0 => text.push(format!("c{}", want[i])),
+                1 => text.push(format!("c{},c{}", want[i], want[j])),
+                _ => text.push(format!("c{}.c{}", want[i], want[j])),
+            }
+            i = j + 1;
+        }
+        prop_assert_eq!(set.to_string(), text.join(","));
+        if !want.is_empty() {
+            prop_assert_eq!(set.to_string().parse::<CategorySet>().unwrap(), set);
+        }
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
         let _ = SecurityContext::from_bytes(&bytes);
