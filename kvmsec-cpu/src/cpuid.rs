@@ -449,7 +449,13 @@ impl CpuidSnapshot {
     }
 
     /// Captures the leaves this crate decodes through `query(leaf, subleaf)`, respecting the
-    /// maximum leaf of each range. Usable with any CPUID source that answers queries.
+    /// maximum leaf of each range: 0, 1, 7 (subleaves 0 and 1), 0x21, 0x4000_0000 (only when
+    /// the hypervisor bit is set), 0x8000_0000–0x8000_0004, 0x8000_0008, 0x8000_001F and
+    /// 0x8000_0021. Usable with any CPUID source that answers queries.
+    ///
+    /// Only these leaves are read because inside a virtual machine every `CPUID` traps to
+    /// the hypervisor (tens of microseconds each on some hosts). A guest's view from KVM
+    /// (`GuestCpuid`, feature `kvm`) holds every leaf KVM reports instead.
     pub fn capture(query: impl Fn(u32, u32) -> CpuIdResult) -> Self {
         let mut snap = Self::new();
         let put = |snap: &mut Self, leaf: u32, subleaf: u32| {
@@ -467,31 +473,33 @@ impl CpuidSnapshot {
             });
         };
         put(&mut snap, 0, 0);
-        let max_basic = snap.get(0, 0).eax.min(0x40);
-        for leaf in 1..=max_basic {
-            put(&mut snap, leaf, 0);
-        }
-        if max_basic >= 7 {
-            let max_sub = snap.get(7, 0).eax.min(4);
-            for sub in 1..=max_sub {
-                put(&mut snap, 7, sub);
+        let max_basic = snap.get(0, 0).eax;
+        for leaf in [1, 7, 0x21] {
+            if leaf <= max_basic {
+                put(&mut snap, leaf, 0);
             }
         }
-        if max_basic >= 0xD {
-            put(&mut snap, 0xD, 1);
+        if max_basic >= 7 && snap.get(7, 0).eax >= 1 {
+            put(&mut snap, 7, 1);
         }
         if CpuidBit::new(1, 0, CpuidRegister::Ecx, 31).is_set(&snap) {
             put(&mut snap, 0x4000_0000, 0);
-            let max_hv = snap.get(0x4000_0000, 0).eax;
-            if (0x4000_0001..=0x4000_00FF).contains(&max_hv) {
-                put(&mut snap, 0x4000_0001, 0);
-            }
         }
         put(&mut snap, 0x8000_0000, 0);
         let max_ext = snap.get(0x8000_0000, 0).eax;
         if (0x8000_0001..=0x8000_00FF).contains(&max_ext) {
-            for leaf in 0x8000_0001..=max_ext.min(0x8000_0028) {
-                put(&mut snap, leaf, 0);
+            for leaf in [
+                0x8000_0001,
+                0x8000_0002,
+                0x8000_0003,
+                0x8000_0004,
+                0x8000_0008,
+                0x8000_001F,
+                0x8000_0021,
+            ] {
+                if leaf <= max_ext {
+                    put(&mut snap, leaf, 0);
+                }
             }
         }
         snap
@@ -859,6 +867,65 @@ mod tests {
         ));
         assert!(CpuidSnapshot::parse_dump("0x7 0x0 eax=1").is_err());
         assert!(CpuidSnapshot::parse_dump("0x7 0x0: eax=0x123456789 ebx=0 ecx=0 edx=0").is_err());
+    }
+
+    /// `capture` asks exactly the decoded leaves, within each range's maximum, and the
+    /// snapshot decodes the same as one holding every leaf of the same CPU.
+    #[test]
+    fn capture_reads_only_decoded_leaves() {
+        use std::cell::RefCell;
+        let full = "\
+0x00000000 0x00: eax=0x00000023 ebx=0x756e6547 ecx=0x6c65746e edx=0x49656e69
+0x00000001 0x00: eax=0x000c06f2 ebx=0x00010800 ecx=0xfffa3223 edx=0x1f8bfbff
+0x00000004 0x00: eax=0x00000121 ebx=0x02c0003f ecx=0x0000003f edx=0x00000000
+0x00000007 0x00: eax=0x00000002 ebx=0xf1bf2fab ecx=0x1b415f6e edx=0xbc814410
+0x00000007 0x01: eax=0x00201c30 ebx=0x00000000 ecx=0x00000000 edx=0x00000000
+0x00000007 0x02: eax=0x00000000 ebx=0x00000000 ecx=0x00000000 edx=0x0000003f
+0x0000000d 0x01: eax=0x0000001f ebx=0x00000000 ecx=0x00000000 edx=0x00000000
+0x00000021 0x00: eax=0x00000000 ebx=0x00000000 ecx=0x00000000 edx=0x00000000
+0x40000000 0x00: eax=0x40000001 ebx=0x4b4d564b ecx=0x564b4d56 edx=0x0000004d
+0x40000001 0x00: eax=0x01007afb ebx=0x00000000 ecx=0x00000000 edx=0x00000000
+0x80000000 0x00: eax=0x80000008 ebx=0x00000000 ecx=0x00000000 edx=0x00000000
+0x80000001 0x00: eax=0x00000000 ebx=0x00000000 ecx=0x00000121 edx=0x2c100800
+0x80000002 0x00: eax=0x65746e49 ebx=0x2952286c ecx=0x6f655820 edx=0x2952286e
+0x80000003 0x00: eax=0x6f725020 ebx=0x73736563 ecx=0x0000726f edx=0x00000000
+0x80000004 0x00: eax=0x00000000 ebx=0x00000000 ecx=0x00000000 edx=0x00000000
+0x80000008 0x00: eax=0x00003934 ebx=0x00000200 ecx=0x00000000 edx=0x00000000
+";
+        let source = CpuidSnapshot::parse_dump(full).unwrap();
+        let asked = RefCell::new(Vec::new());
+        let snap = CpuidSnapshot::capture(|leaf, sub| {
+            asked.borrow_mut().push((leaf, sub));
+            let r = source.get(leaf, sub);
+            CpuIdResult {
+                eax: r.eax,
+                ebx: r.ebx,
+                ecx: r.ecx,
+                edx: r.edx,
+            }
+        });
+        assert_eq!(
+            asked.into_inner(),
+            [
+                (0, 0),
+                (1, 0),
+                (7, 0),
+                (0x21, 0),
+                (7, 1),
+                (0x4000_0000, 0),
+                (0x8000_0000, 0),
+                (0x8000_0001, 0),
+                (0x8000_0002, 0),
+                (0x8000_0003, 0),
+                (0x8000_0004, 0),
+                (0x8000_0008, 0),
+            ]
+        );
+        assert_eq!(snap.decode(), source.decode());
+        assert_eq!(
+            snap.decode().brand.as_deref(),
+            Some("Intel(R) Xeon(R) Processor")
+        );
     }
 
     #[test]
