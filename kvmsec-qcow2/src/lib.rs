@@ -85,7 +85,7 @@
 //! Encryption runs on AES-NI or VAES through the `aes` crate, picked at run time, with the
 //! XTS tweak arithmetic on AVX-512 when the CPU has it. The `aes` crate's VAES code is only
 //! fully inlined when the crate instantiating it (this one) is compiled as a single codegen
-//! unit; with cargo's release default of 16 units, AES-256-XTS runs at roughly half speed.
+//! unit; with cargo's release default of 16 units, AES-256-XTS runs at about 60% of the speed.
 //! Add this to the Cargo.toml of your workspace (it changes nothing else):
 //!
 //! ```toml

@@ -324,7 +324,8 @@ enum Engine {
 /// rounds use AES-NI or VAES through the `aes` crate. Build this crate as one codegen unit
 /// (see the [crate docs](crate#speed-build-this-crate-with-one-codegen-unit)): with cargo's
 /// default of 16 units the `aes` crate's VAES code is not inlined and AES-256-XTS runs at
-/// about half speed. `BENCHMARKS.md` has this loop next to `openssl speed -evp aes-256-xts`.
+/// about 60% of the speed. `BENCHMARKS.md` has this loop next to
+/// `openssl speed -evp aes-256-xts`.
 ///
 /// ```
 /// use kvmsec_qcow2::crypto::{CipherAlg, CipherMode, IvGen, SectorCipher};
