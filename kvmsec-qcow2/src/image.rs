@@ -1244,15 +1244,9 @@ impl Image {
     /// Allocates `n` contiguous new clusters (refcount 1, written before any use) and returns
     /// the host offset of the first. The clusters are not written.
     pub(crate) fn alloc_clusters(&mut self, n: u64) -> Result<u64> {
-        if !self.writable {
-            return Err(Error::ReadOnly {
-                path: self.path.clone(),
-            });
-        }
-        let start = self.rc.next_free;
-        self.rc.next_free += n;
-        self.set_refcounts(start, n, 1)?;
-        Ok(start * self.cluster_size)
+        let offset = self.reserve_clusters(n)?;
+        self.set_refcounts(offset / self.cluster_size, n, 1)?;
+        Ok(offset)
     }
 
     /// For conversion into a fresh image: reserves `n` contiguous new clusters and returns the
