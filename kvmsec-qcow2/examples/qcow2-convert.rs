@@ -18,19 +18,10 @@ use std::io::Read;
 use std::ops::ControlFlow;
 use std::process::ExitCode;
 
-use kvmsec_qcow2::crypto::Passphrase;
 use kvmsec_qcow2::{BackingFormat, ConvertOptions, CreateOptions, OpenOptions, Target, convert};
 
-fn passphrase(env: &str, file: Option<&String>) -> Result<Option<Passphrase>, String> {
-    if let Some(f) = file {
-        let mut bytes = std::fs::read(f).map_err(|e| format!("{f}: {e}"))?;
-        while bytes.last() == Some(&b'\n') {
-            bytes.pop();
-        }
-        return Ok(Some(Passphrase::new(bytes)));
-    }
-    Ok(std::env::var_os(env).map(|v| Passphrase::new(v.into_encoded_bytes())))
-}
+mod common;
+use common::passphrase;
 
 fn run() -> Result<(), String> {
     let mut args = std::env::args().skip(1);

@@ -11,8 +11,11 @@
 
 use std::process::ExitCode;
 
-use kvmsec_qcow2::crypto::{Iterations, LuksOptions, Passphrase};
+use kvmsec_qcow2::crypto::{Iterations, LuksOptions};
 use kvmsec_qcow2::{BackingFormat, CreateOptions, Encryption, OpenOptions, create_with};
+
+mod common;
+use common::passphrase;
 
 fn parse_size(s: &str) -> Result<u64, String> {
     let (num, mult) = match s.char_indices().last() {
@@ -25,17 +28,6 @@ fn parse_size(s: &str) -> Result<u64, String> {
     let n: u64 = num.parse().map_err(|e| format!("size {s:?}: {e}"))?;
     n.checked_mul(mult)
         .ok_or_else(|| format!("size {s:?} too large"))
-}
-
-fn passphrase(env: &str, file: Option<&String>) -> Result<Option<Passphrase>, String> {
-    if let Some(f) = file {
-        let mut bytes = std::fs::read(f).map_err(|e| format!("{f}: {e}"))?;
-        while bytes.last() == Some(&b'\n') {
-            bytes.pop();
-        }
-        return Ok(Some(Passphrase::new(bytes)));
-    }
-    Ok(std::env::var_os(env).map(|v| Passphrase::new(v.into_encoded_bytes())))
 }
 
 fn run() -> Result<(), String> {

@@ -17,17 +17,10 @@ use std::process::ExitCode;
 use kvmsec_qcow2::crypto::{Iterations, KeySlotSelector, Passphrase};
 use kvmsec_qcow2::{add_passphrase, change_passphrase, remove_passphrase};
 
+mod common;
+
 fn passphrase(env: &str, file: Option<&String>, flag: &str) -> Result<Passphrase, String> {
-    if let Some(f) = file {
-        let mut bytes = std::fs::read(f).map_err(|e| format!("{f}: {e}"))?;
-        while bytes.last() == Some(&b'\n') {
-            bytes.pop();
-        }
-        return Ok(Passphrase::new(bytes));
-    }
-    std::env::var_os(env)
-        .map(|v| Passphrase::new(v.into_encoded_bytes()))
-        .ok_or_else(|| format!("give {flag} FILE or set ${env}"))
+    common::passphrase(env, file)?.ok_or_else(|| format!("give {flag} FILE or set ${env}"))
 }
 
 fn run() -> Result<(), String> {
