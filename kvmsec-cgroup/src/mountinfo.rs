@@ -209,11 +209,11 @@ pub fn parse_mounts_line(line: &str) -> Result<Mount> {
         parent_id: None,
         device: None,
         root: PathBuf::from("/"),
-        mount_point: PathBuf::from(unescape(fields[1])),
+        mount_point: unescape_path(fields[1]),
         mount_options: opts.clone(),
         optional_fields: Vec::new(),
-        fs_type: unescape(fields[2]).to_string_lossy().into_owned(),
-        source: unescape(fields[0]).to_string_lossy().into_owned(),
+        fs_type: unescape_string(fields[2]),
+        source: unescape_string(fields[0]),
         super_options: opts,
     })
 }
